@@ -1,0 +1,1 @@
+"""The ``hpcdist`` command line: the top layer, built on the library's public API."""

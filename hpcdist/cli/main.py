@@ -1,0 +1,157 @@
+"""``hpcdist`` entry point: argument parsing, logging set-up and the error policy.
+
+Error policy, the same for every command:
+
+* an :class:`~hpcdist.runtime.errors.HpcdistError` that all ranks agreed on prints
+  one message on rank 0 and every rank exits with its ``exit_code`` (2);
+* one found by a single rank prints its message there and aborts the job;
+* anything else is a bug: the abort guard prints the traceback once and aborts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable, Sequence
+
+from hpcdist import __version__
+from hpcdist.runtime.errors import HpcdistError
+from hpcdist.runtime.logs import LEVELS
+
+__all__ = ["main", "build_parser"]
+
+# Launchers set these before MPI starts; reading them keeps `--help` printed once
+# per job without initialising MPI just for that.
+_LAUNCHER_RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID")
+
+
+def _launcher_rank() -> int:
+    for var in _LAUNCHER_RANK_VARS:
+        value = os.environ.get(var)
+        if value and value.isdigit():
+            return int(value)
+    return 0
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LEVELS,
+        default=argparse.SUPPRESS,
+        help="log level of the rank-prefixed logs (default: $HPCDIST_LOG_LEVEL or WARNING)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, one sub-parser per command."""
+    from hpcdist.cli import demo, info
+
+    parser = argparse.ArgumentParser(
+        prog="hpcdist",
+        description="MPI-native distributed processing. Launch with mpiexec/srun: "
+        "`mpiexec -n 4 hpcdist info`.",
+    )
+    parser.add_argument("--version", action="version", version=f"hpcdist {__version__}")
+    _add_common(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    commands: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable]] = [
+        ("info", "show the MPI library, ranks, nodes, devices and package versions", info.add_arguments, info.run),
+        ("exec", "run a Python script so that an error on any rank ends the whole job", _exec_arguments, _exec_run),
+        ("demo", "a short SPMD run that checks a distributed computation against a serial one", demo.add_arguments, demo.run),
+    ]
+    for name, help_text, add_arguments, run in commands:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        _add_common(p)
+        add_arguments(p)
+        p.set_defaults(func=run)
+    return parser
+
+
+def _exec_arguments(p: argparse.ArgumentParser) -> None:
+    p.usage = "hpcdist exec [-h] (script.py | -m MODULE | -c CODE) [args ...]"
+    p.add_argument("program", nargs=argparse.REMAINDER, help="script.py, -m MODULE or -c CODE, then its arguments")
+
+
+def _exec_run(args: argparse.Namespace) -> int:
+    from hpcdist.runtime.abort import run_program
+    from hpcdist.runtime.comm import MPI
+    from hpcdist.runtime.errors import InputError, collective
+
+    program = args.program
+    with collective(MPI.COMM_WORLD):  # every rank sees the same file system; agree anyway
+        if not program:
+            raise InputError("hpcdist exec: give a script, -m MODULE or -c CODE")
+        if program[0] in ("-m", "-c") and len(program) < 2:
+            raise InputError(f"hpcdist exec {program[0]}: missing {'module name' if program[0] == '-m' else 'code'}")
+        if program[0] not in ("-m", "-c") and not os.path.isfile(program[0]):
+            raise InputError(f"hpcdist exec: no such file: {program[0]}")
+    return run_program(program)
+
+
+def _split_exec(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    """Split ``[opts] exec PROGRAM ...`` so that the program's own options are not parsed."""
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "exec":
+            rest = argv[i + 1 :]
+            if not rest or rest[0] in ("-h", "--help"):
+                return argv, None
+            return argv[: i + 1], rest
+        if word == "--log-level":
+            i += 2
+            continue
+        if not word.startswith("-"):
+            break
+        i += 1
+    return argv, None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``hpcdist`` command line; returns the exit status."""
+    from hpcdist.runtime.abort import abort_job, install_excepthook
+
+    install_excepthook()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    head, program = _split_exec(argv)
+    parser = build_parser()
+    quiet = _launcher_rank() != 0
+    saved = sys.stdout
+    if quiet:  # --help and --version print once per job
+        sys.stdout = open(os.devnull, "w")
+    try:
+        args = parser.parse_args(head)
+    finally:
+        if quiet:
+            sys.stdout.close()
+            sys.stdout = saved
+    if program is not None:
+        args.program = program
+    if not getattr(args, "command", None):
+        if not quiet:
+            parser.print_help()
+        return 2
+
+    from hpcdist.runtime.logs import setup_logging
+
+    try:
+        setup_logging(getattr(args, "log_level", None))
+        return int(args.func(args) or 0)
+    except HpcdistError as exc:
+        from hpcdist.runtime.comm import world_rank_and_size
+
+        rank, size = world_rank_and_size()
+        if exc.collective or size == 1:
+            if rank == 0:
+                sys.stderr.write(f"hpcdist: error: {exc}\n")
+                sys.stderr.flush()
+            return exc.exit_code
+        abort_job(exc, exc.exit_code)
+        raise  # not reached: abort_job ends the process
+
+
+if __name__ == "__main__":
+    sys.exit(main())
