@@ -7,7 +7,14 @@ import pytest
 
 from tests.conftest import hpcdist_cmd, launch
 
-COMMANDS = ["info", "exec", "demo"]
+def _registered_commands():
+    from hpcdist.cli.main import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    return sorted(sub.choices)
+
+
+COMMANDS = _registered_commands()
 
 
 @pytest.mark.launch
@@ -82,3 +89,17 @@ def test_log_level_option_gives_rank_prefixed_records():
     )
     assert rc == 0, out
     assert "[0/2 " in out and "[1/2 " in out and "integrated samples" in out
+
+
+@pytest.mark.launch
+def test_local_job_script_runs_info():
+    import os
+
+    venv = os.path.dirname(os.path.dirname(sys.executable))
+    rc, out, _ = launch(0, "bash", "jobs/local.sh", "2", "info", "--json", timeout=60, env={"HPCDIST_VENV": venv})
+    assert rc == 0, out
+    assert json.loads(out)["world_size"] == 2
+
+
+def test_registered_commands_include_the_foundation():
+    assert {"info", "exec", "demo"} <= set(COMMANDS)
