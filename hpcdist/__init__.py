@@ -19,6 +19,7 @@ from hpcdist.runtime.errors import (
     agree,
     collective,
 )
+from hpcdist.farm import Farm, Requirements, distributed_apply
 
 _install_excepthook()
 
@@ -30,4 +31,7 @@ __all__ = [
     "CollectiveError",
     "agree",
     "collective",
+    "Farm",
+    "Requirements",
+    "distributed_apply",
 ]

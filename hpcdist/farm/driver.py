@@ -1,0 +1,224 @@
+"""The coordinator's engine: turns messages into scheduler events and actions into messages.
+
+One ``step()`` takes the events user threads posted (submit, cancel, drain), polls the
+transport, ticks the scheduler's clock every ``tick_s``, and carries out the actions.
+Steps run under one lock, from one of two places:
+
+* the thread that waits on a future (``result()``, ``map``): it spins on ``step()``
+  for a short while, then sleeps with exponential back-off; no thread hand-off on the
+  path of a result, which keeps round trips short;
+* otherwise a background thread, which sleeps with back-off between empty steps (at
+  most ``idle_max_s`` while work is in flight, ``rest_s`` when there is none, woken at
+  once by a submit). The coordinator therefore does not burn a core while idle.
+
+Busy versus dead: any message from a worker counts as a heartbeat. A worker silent for
+``heartbeat_timeout`` is suspect (gets no new work, is pinged). When its process is on
+this host, the engine then checks it in ``/proc``: alive means busy (e.g. C code holding
+the GIL), and it keeps its tasks. A worker silent for ``failure_timeout`` with no such
+proof of life is failed: its tasks go to other workers, not counted as retries. Workers
+on other hosts have no proof of life, so ``failure_timeout`` must exceed the longest
+stretch a task may hold the GIL there.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any, Callable
+
+from hpcdist.farm.scheduler import (
+    Alive,
+    Dispatch,
+    Drained,
+    Ping,
+    Quarantine,
+    Resolve,
+    Scheduler,
+    SendCancel,
+    Tick,
+    WorkerFailed,
+)
+from hpcdist.runtime.logs import get_logger
+
+__all__ = ["Engine"]
+
+log = get_logger(__name__)
+
+
+class Engine:
+    """Drives a :class:`Scheduler` over a transport. Thread-safe entry points: ``post``, ``step``."""
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        transport: Any,
+        on_resolve: Callable[[list[Resolve]], None],
+        *,
+        tick_s: float = 0.01,
+        idle_max_s: float = 0.001,
+        rest_s: float = 0.05,
+        spin_s: float = 0.0003,
+        drain_event: threading.Event | None = None,
+        on_drain: Callable[[], Any] | None = None,
+    ) -> None:
+        self.scheduler = scheduler
+        self.transport = transport
+        self.on_resolve = on_resolve
+        self.tick_s = tick_s
+        self.idle_max_s = idle_max_s
+        self.rest_s = rest_s
+        self.spin_s = spin_s
+        self.drain_event = drain_event
+        self.on_drain = on_drain
+        self.lock = threading.RLock()
+        self.inbox: deque[Any] = deque()
+        self.lost: set[int] = set()
+        self.drained = False
+        self._drain_posted = False
+        self._next_tick = 0.0
+        self._wake = threading.Event()
+        self._resting = False
+        self._waiters = 0
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.steps = 0
+
+    # --------------------------------------------------------------- entry points
+    def post(self, event: Any) -> None:
+        """Queue an event from any thread; the next step applies it."""
+        self.inbox.append(event)
+        if self._resting:
+            self._wake.set()
+
+    def step(self) -> bool:
+        """One round of work; True when anything happened. Call with or without the lock held."""
+        with self.lock:
+            return self._step()
+
+    def _step(self) -> bool:
+        now = time.monotonic()
+        events: list[Any] = []
+        inbox = self.inbox
+        while inbox:
+            ev = inbox.popleft()
+            prepare = getattr(ev, "prepare", None)
+            if prepare is not None:
+                ev = prepare(now)  # e.g. a submit whose dependencies are looked at now, under the lock
+            ev.now = now  # posted from user threads without a clock
+            events.append(ev)
+        events.extend(self.transport.poll(now))
+        if now >= self._next_tick:
+            self._next_tick = now + self.tick_s
+            if self.drain_event is not None and self.drain_event.is_set() and not self._drain_posted:
+                from hpcdist.farm.scheduler import DrainAll
+
+                self._drain_posted = True
+                events.append(DrainAll(now))
+            for w in self.scheduler.workers.values():
+                if w.suspect and not w.lost and self.transport.alive(w.rank):
+                    events.append(Alive(w.rank, now))
+            events.append(Tick(now))
+        if not events:
+            return False
+        busy = any(type(e) is not Tick and type(e).__name__ != "Heartbeat" for e in events)
+        sched = self.scheduler
+        dispatch: dict[int, list] = {}
+        resolves: list[Resolve] = []
+        for action in sched.handle_many(events):
+            kind = type(action)
+            if kind is Dispatch:
+                dispatch.setdefault(action.rank, []).extend(action.tasks)
+            elif kind is Resolve:
+                resolves.append(action)
+            elif kind is SendCancel:
+                if action.rank not in self.lost:
+                    self.transport.send_cancel(action.rank, action.task_ids)
+            elif kind is Ping:
+                if action.rank not in self.lost:
+                    self.transport.send_ping(action.rank)
+            elif kind is Quarantine:
+                log.info("worker %d quarantined: %s", action.rank, action.reason)
+            elif kind is WorkerFailed:
+                self.lost.add(action.rank)
+                log.warning("worker %d failed: %s", action.rank, action.reason)
+            elif kind is Drained:
+                self.drained = True
+                if self.on_drain is not None:
+                    self.on_drain()
+        for rank, tasks in dispatch.items():
+            for event in self.transport.send_tasks(rank, tasks):
+                self.inbox.append(event)
+        if resolves:
+            self.on_resolve(resolves)
+        self.steps += 1
+        return busy or bool(dispatch) or bool(resolves)
+
+    # ---------------------------------------------------- waiting and background
+    def wait_until(self, done: Callable[[], bool], timeout: float | None = None) -> bool:
+        """Drive the farm from this thread until ``done()`` or ``timeout``; True when done."""
+        end = None if timeout is None else time.monotonic() + timeout
+        self._waiters += 1
+        try:
+            idle_since: float | None = None
+            sleep_s = 0.0
+            while not done():
+                if self.lock.acquire(blocking=False):
+                    try:
+                        worked = self._step()
+                    finally:
+                        self.lock.release()
+                else:
+                    worked = False
+                now = time.monotonic()
+                if end is not None and now >= end:
+                    return done()
+                if worked:
+                    idle_since = None
+                    continue
+                if idle_since is None:
+                    idle_since, sleep_s = now, 0.0
+                if now - idle_since < self.spin_s:
+                    continue
+                sleep_s = min(self.idle_max_s, max(2 * sleep_s, 2e-5))
+                if end is not None:
+                    sleep_s = min(sleep_s, max(0.0, end - now))
+                time.sleep(sleep_s)
+            return True
+        finally:
+            self._waiters -= 1
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._background, name="hpcdist-farm-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._closed = True
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(5.0)
+
+    def _background(self) -> None:
+        sleep_s = 0.0
+        while not self._closed:
+            if self._waiters:
+                time.sleep(self.idle_max_s * 5)  # a waiting thread drives; stay out of its way
+                continue
+            try:
+                worked = self.step()
+            except BaseException:  # noqa: BLE001 - an engine bug must not die silently in a thread
+                log.exception("farm engine step failed")
+                raise
+            if worked:
+                sleep_s = 0.0
+                continue
+            if self.scheduler.idle and not self.inbox:
+                self._resting = True
+                self._wake.clear()
+                if not self.inbox:
+                    self._wake.wait(self.rest_s)
+                self._resting = False
+                sleep_s = 0.0
+            else:
+                sleep_s = min(self.idle_max_s, max(2 * sleep_s, 5e-5))
+                time.sleep(sleep_s)

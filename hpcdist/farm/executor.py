@@ -1,0 +1,692 @@
+"""``Farm``: the task farm as a ``concurrent.futures.Executor``.
+
+::
+
+    with hd.Farm() as farm:          # collective over the communicator
+        if farm is not None:         # rank 0 coordinates; workers serve inside __enter__
+            futures = [farm.submit(f, x) for x in xs]
+
+On one rank (plain ``python`` or ``mpiexec -n 1``) the coordinator runs tasks itself in
+a task thread, with the same semantics (priorities, timeouts, retries, cancellation),
+except that arguments and results are shared rather than copied.
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures as cf
+import itertools
+import os
+import sys
+import threading
+import time
+from collections import deque
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+from hpcdist.farm.driver import Engine
+from hpcdist.farm.requirements import NO_REQUIREMENTS, Requirements
+from hpcdist.farm.runner import ChunkCall, Validated
+from hpcdist.farm.scheduler import Cancel, Drain, Resolve, Scheduler, Submit, WorkerInfo, WorkerJoined
+from hpcdist.farm.strategies import Strategy, make_strategy
+from hpcdist.farm.tasks import Task, TaskInfo, TaskStatus, function_name
+from hpcdist.runtime.errors import HpcdistError, InputError, collective
+from hpcdist.runtime.logs import get_logger
+
+__all__ = ["Farm", "TaskFuture"]
+
+log = get_logger(__name__)
+_UNSET: Any = object()
+
+
+class TaskFuture(cf.Future):
+    """A farm task's future. ``cancel()`` works on pending *and* running tasks.
+
+    Waiting on it (``result()``, ``exception()``) drives the farm from the waiting
+    thread, which keeps round trips short.
+
+    Attributes
+    ----------
+    id : int
+        The task id (:meth:`Farm.task`).
+    key : str or None
+        Its journal key, or the user's key.
+    elapsed : float or None
+        Seconds the task ran on its worker, once completed.
+    """
+
+    def __init__(self, farm: "Farm", task_id: int, key: str | None = None) -> None:
+        super().__init__()
+        self._farm = farm
+        self.id = task_id
+        self.key = key
+        self.elapsed: float | None = None
+
+    def cancel(self) -> bool:
+        if super().cancel():
+            self._farm._post_cancel(self.id)
+            return True
+        return False
+
+    def running(self) -> bool:
+        info = self._farm.task(self.id)
+        return info is not None and info.status == TaskStatus.RUNNING and not self.done()
+
+    def status(self) -> TaskStatus | None:
+        info = self._farm.task(self.id)
+        return info.status if info is not None else None
+
+    def result(self, timeout: float | None = None) -> Any:
+        if not self.done():
+            self._farm._wait_for(self, timeout)
+        return super().result(timeout=0 if timeout is not None else None)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        if not self.done():
+            self._farm._wait_for(self, timeout)
+        return super().exception(timeout=0 if timeout is not None else None)
+
+
+class Farm(cf.Executor):
+    """A coordinator/worker task farm over an MPI communicator.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Intracomm, optional
+        Ranks of the farm (``COMM_WORLD`` when None); rank 0 coordinates.
+    strategy : str or Strategy
+        ``round_robin``, ``least_loaded``, ``capability``, ``latency``, ``affinity`` or an
+        instance of :class:`~hpcdist.farm.strategies.Strategy`.
+    timeout : float, optional
+        Default per-task timeout in seconds.
+    retries : int
+        Default retries after a task's own error or timeout.
+    backoff : float
+        A retry waits ``backoff ** attempt`` seconds.
+    journal : str, optional
+        Path of a journal (HDF5) that records every completed result; a rerun skips
+        the tasks whose key is in it. Coordinator only.
+    walltime : float or Walltime, optional
+        Seconds left for the job, or a ``Walltime``; by default the Slurm allocation's end
+        when there is one. Tasks that cannot finish in time are not started.
+    progress : bool, optional
+        tqdm bars for :meth:`map` (default: when stderr is a terminal).
+    heartbeat_interval, heartbeat_timeout, failure_timeout : float, optional
+        Liveness (see :mod:`hpcdist.farm.driver`); the first two default to the settings.
+    labels : iterable of str, optional
+        This rank's labels (e.g. ``{"model:a"}``) when it is a worker.
+    capabilities : dict, optional
+        Overrides of this rank's detected capabilities (``cores``, ``memory``, ``gpus``, ...).
+    max_in_flight : int, optional
+        Tasks handed to a worker at a time; None adapts it to the task length.
+    drain_signals : bool or tuple of signal numbers
+        Drain on these signals and exit with ``EXIT_REQUEUE`` (needs the main thread).
+        True means ``SIGTERM`` only (what Slurm sends at the time limit): MPICH sends
+        ``SIGUSR1`` to the survivors when a rank dies, which must not drain the farm.
+        Pass ``(signal.SIGTERM, signal.SIGUSR1)`` for ``sbatch --signal=USR1@60``.
+    environ : mapping, optional
+        Environment for the settings (tests).
+
+    Notes
+    -----
+    ``__enter__`` and ``__exit__`` are collective over ``comm``. Defaults come from
+    :func:`hpcdist.runtime.settings.load_settings`: explicit argument, then ``HPCDIST_*``
+    variables, then the ``HPCDIST_CONFIG`` file, then the built-in default.
+    """
+
+    def __init__(
+        self,
+        comm: Any = None,
+        strategy: "str | Strategy | None" = None,
+        timeout: float | None = None,
+        retries: int | None = None,
+        backoff: float | None = None,
+        journal: str | None = None,
+        walltime: Any = None,
+        progress: bool | None = None,
+        *,
+        heartbeat_interval: float | None = None,
+        heartbeat_timeout: float | None = None,
+        failure_timeout: float | None = None,
+        labels: Iterable[str] | str | None = None,
+        capabilities: dict[str, Any] | None = None,
+        max_in_flight: int | None = None,
+        walltime_margin: float = 30.0,
+        drain_signals: "bool | tuple[int, ...]" = True,
+        history: int = 100_000,
+        environ: dict[str, str] | None = None,
+    ) -> None:
+        self._comm_arg = comm
+        self._args = dict(strategy=strategy, timeout=timeout, retries=retries, backoff=backoff,
+                          heartbeat_interval=heartbeat_interval, heartbeat_timeout=heartbeat_timeout)
+        self._journal_path = journal
+        self._walltime_arg = walltime
+        self._walltime_margin = walltime_margin
+        self.progress = progress
+        self._failure_timeout = failure_timeout
+        self._labels = labels
+        self._capabilities = capabilities
+        self._max_in_flight = max_in_flight
+        self._drain_signals = drain_signals
+        self._history = history
+        self._environ = environ
+        self._ids = itertools.count()
+        self._futures: dict[int, TaskFuture] = {}
+        self._entered = False
+        self._closed = False
+        self._shutdown_done = False
+        self.ctx: Any = None
+        self.engine: Engine | None = None
+        self.journal: Any = None
+        self._drain_signal: Any = None
+        self._worker_shutdown: dict[str, Any] = {}
+        self.is_coordinator = True
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> "Farm | None":
+        from hpcdist.farm.worker import local_capabilities, serve
+        from hpcdist.runtime.context import Context
+        from hpcdist.runtime.settings import load_settings
+
+        self.ctx = Context(self._comm_arg, backend="numpy")
+        ctx = self.ctx
+        with collective(ctx.comm):
+            self.settings = load_settings(self._environ, **self._args)
+            self.strategy = make_strategy(self.settings.strategy)
+            if self.settings.retries < 0 or self.settings.backoff < 0:
+                raise InputError(f"retries and backoff must be >= 0, got {self.settings.retries}, {self.settings.backoff}")
+            caps = local_capabilities(ctx, self._labels, self._capabilities)
+        self._entered = True
+        self._install_drain_signal()
+        all_caps = ctx.comm.gather(caps, root=0)
+        if ctx.rank != 0:
+            self.is_coordinator = False
+            self._worker_shutdown = serve(ctx.comm, heartbeat_interval=self.settings.heartbeat_interval)
+            return None
+        try:
+            self._start_coordinator(all_caps)
+        except BaseException:
+            self._send_shutdown({"code": None})
+            raise
+        return self
+
+    def _start_coordinator(self, all_caps: list) -> None:
+        from hpcdist.farm.transport import LocalTransport, MPITransport
+
+        s = self.settings
+        now = time.monotonic()
+        deadline, margin = self._deadline(now)
+        self.scheduler = Scheduler(
+            self.strategy, backoff=s.backoff, heartbeat_timeout=s.heartbeat_timeout,
+            failure_timeout=self._failure_timeout, max_in_flight=self._max_in_flight,
+            deadline=deadline, margin_s=margin, history=self._history,
+        )
+        if self.ctx.size == 1:
+            transport: Any = LocalTransport()
+            self.scheduler.handle(WorkerJoined(0, all_caps[0], now))
+        else:
+            transport = MPITransport(self.ctx.comm, {c.rank: c for c in all_caps[1:]})
+            for caps in all_caps[1:]:
+                self.scheduler.handle(WorkerJoined(caps.rank, caps, now))
+        if self._journal_path is not None:
+            self.journal = _open_journal(self._journal_path)
+        drain_event = self._drain_signal.requested if self._drain_signal is not None else None
+        self.engine = Engine(self.scheduler, transport, self._on_resolve, tick_s=min(0.01, s.heartbeat_interval / 4),
+                             drain_event=drain_event)
+        self.engine.start()
+
+    def _deadline(self, now: float) -> tuple[float | None, float]:
+        """The allocation's end on the monotonic clock, and the safety margin."""
+        w = self._walltime_arg
+        margin = self._walltime_margin
+        if w is None:
+            try:
+                from hpcdist.farm.walltime import allocation_end
+            except ImportError:
+                return None, margin
+            end = allocation_end()
+            return (None if end is None else now + (end - time.time())), margin
+        if isinstance(w, (int, float)):
+            return now + float(w), margin
+        end = getattr(w, "end", None)
+        margin = float(getattr(w, "margin_s", margin))
+        return (None if end is None else now + (end - time.time())), margin
+
+    def _install_drain_signal(self) -> None:
+        if not self._drain_signals or threading.current_thread() is not threading.main_thread():
+            return
+        try:
+            from hpcdist.farm.walltime import DrainSignal
+        except ImportError:
+            return
+        import signal
+
+        signals = (signal.SIGTERM,) if self._drain_signals is True else tuple(self._drain_signals)
+        self._drain_signal = DrainSignal(signals)
+        self._drain_signal.install()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        from hpcdist.farm.tasks import DrainRequested
+
+        code = None
+        try:
+            if self.is_coordinator:
+                if self.engine is not None:
+                    # An exception leaves the block: cancel what is left, but always release the workers.
+                    self.shutdown(wait=True, cancel_futures=exc_type is not None)
+                if self.engine is not None and self.engine.drained:
+                    code = _exit_requeue()
+                lost = bool(self.engine and self.engine.lost)
+            else:
+                code = self._worker_shutdown.get("code")
+                lost = bool(self._worker_shutdown.get("lost"))
+        finally:
+            if self._drain_signal is not None:
+                self._drain_signal.restore()
+        if lost:
+            _skip_mpi_finalize(code or 0)  # a dead peer makes collectives and MPI_Finalize hang
+        else:
+            self.ctx.close()
+        if code is not None:
+            sys.stdout.flush()
+            raise SystemExit(code)
+        if exc_type is not None and issubclass(exc_type, DrainRequested):
+            raise SystemExit(_exit_requeue())
+        return False
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop taking tasks; optionally cancel the pending ones; wait for the rest.
+
+        On the coordinator, once nothing is left, the workers leave their serve loop.
+        """
+        if self.engine is None or self._shutdown_done:
+            self._closed = True
+            return
+        if threading.current_thread() is self.engine._thread:
+            raise RuntimeError("shutdown() from a future's callback would wait on itself")
+        self._closed = True
+        if cancel_futures:
+            for fut in list(self._futures.values()):
+                fut.cancel()
+        if not wait:
+            return  # __exit__ waits and releases the workers
+        self.engine.wait_until(lambda: self.scheduler.idle and not self.engine.inbox)
+        self.engine.stop()
+        self._shutdown_done = True
+        payload: dict[str, Any] = {"code": _exit_requeue() if self.engine.drained else None,
+                                   "lost": bool(self.engine.lost)}
+        self._send_shutdown(payload)
+        if self.journal is not None:
+            self.journal.close()
+
+    def _send_shutdown(self, payload: dict[str, Any]) -> None:
+        if self.engine is None:
+            return
+        live = [r for r in self.scheduler.workers if r not in self.engine.lost and r != 0]
+        self.engine.transport.shutdown(live, payload)
+        self.engine.transport.flush(5.0)
+
+    # ------------------------------------------------------------------- submit
+    def _check_open(self) -> None:
+        if not self._entered or self.engine is None:
+            raise RuntimeError("use the farm inside `with hpcdist.Farm() as farm:` (on the coordinator)")
+        if self._closed:
+            raise RuntimeError("cannot submit to a farm that was shut down")
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, priority: int = 0, requires: Requirements | None = None,
+               timeout: float | None = _UNSET, retries: int | None = None, key: str | None = None,
+               after: Sequence[cf.Future] = (), expected_s: float | None = None,
+               validate: Callable[[Any], Any] | None = None, **kwargs: Any) -> TaskFuture:
+        """Schedule ``fn(*args, **kwargs)``; return its future.
+
+        Parameters
+        ----------
+        priority : int
+            Higher runs first; FIFO within a priority.
+        requires : Requirements, optional
+            Cores, memory, GPUs, labels the worker must have.
+        timeout : float, optional
+            Seconds the task may run (default: the farm's).
+        retries : int, optional
+            Retries after an error or timeout (default: the farm's).
+        key : str, optional
+            Identifies the task in the journal (default: a hash of function and arguments).
+        after : sequence of futures
+            Tasks that must complete first; their results are passed as leading arguments.
+        expected_s : float, optional
+            Expected run time, for the walltime check (default: the function's EWMA).
+        validate : callable, optional
+            ``validate(result)`` must be truthy, else the attempt is an error (retried).
+        """
+        self._check_open()
+        if not callable(fn):
+            raise TypeError(f"submit() needs a callable, got {type(fn).__name__}")
+        target = Validated(fn, validate) if validate is not None else fn
+        return self._submit_payload(
+            (target, args, kwargs), function_name(fn), priority=priority, requires=requires, timeout=timeout,
+            retries=retries, key=key, after=after, expected_s=expected_s, journal_fn=fn, journal_args=(args, kwargs),
+        )
+
+    def _submit_payload(self, payload: tuple, fn_name: str, *, priority: int = 0, requires: Requirements | None = None,
+                        timeout: float | None = _UNSET, retries: int | None = None, key: str | None = None,
+                        after: Sequence[cf.Future] = (), expected_s: float | None = None,
+                        journal_fn: Any = None, journal_args: Any = None) -> TaskFuture:
+        task_id = next(self._ids)
+        if self.journal is not None and not after:
+            from hpcdist.farm.journal import task_key
+
+            key = task_key(journal_fn, journal_args[0], journal_args[1], key)
+            if key in self.journal:
+                fut = TaskFuture(self, task_id, key)
+                fut.set_result(self.journal.get(key))
+                return fut
+        fut = TaskFuture(self, task_id, key)
+        known: dict[int, tuple[TaskStatus, Any]] = {}
+        dep_ids = []
+        for dep in after:
+            if not isinstance(dep, TaskFuture) or dep._farm is not self:
+                raise InputError("after= takes futures returned by this farm's submit()")
+            dep_ids.append(dep.id)
+        task = Task(
+            task_id, payload, fn_name=fn_name, priority=int(priority), requires=requires or NO_REQUIREMENTS,
+            timeout=self.settings.timeout if timeout is _UNSET else timeout,
+            retries=self.settings.retries if retries is None else int(retries),
+            key=key, expected_s=expected_s, after=tuple(dep_ids),
+        )
+        self._futures[task_id] = fut
+        if after:
+            self.engine.post(_DeferredSubmit(task, list(after)))  # dependencies resolved under the engine lock
+        else:
+            self.engine.post(Submit(task, 0.0))
+        return fut
+
+    def _post_cancel(self, task_id: int) -> None:
+        if self.engine is not None:
+            self.engine.post(Cancel(task_id, 0.0))
+
+    def _wait_for(self, fut: cf.Future, timeout: float | None) -> None:
+        if self.engine is None:
+            return
+        self.engine.wait_until(fut.done, timeout)
+
+    def _on_resolve(self, resolves: list[Resolve]) -> None:
+        if self.journal is not None:
+            done = [(r.task.key, r.value) for r in resolves if r.status == TaskStatus.COMPLETED and r.task.key is not None]
+            if done:
+                self.journal.record_many(done)  # durable before any future says "done"
+        for r in resolves:
+            fut = self._futures.pop(r.task.id, None)
+            if fut is None or fut.done():
+                continue
+            try:
+                if r.status == TaskStatus.COMPLETED:
+                    fut.elapsed = r.task.elapsed
+                    fut.set_result(r.value)
+                elif r.status == TaskStatus.CANCELLED:
+                    cf.Future.cancel(fut)
+                else:
+                    fut.set_exception(r.value)
+            except cf.InvalidStateError:
+                pass  # the user cancelled it at this very moment
+
+    # ------------------------------------------------------------------ queries
+    def tasks(self, status: TaskStatus | str | None = None) -> list[TaskInfo]:
+        """Snapshots of the tasks (unfinished ones and the recently finished), optionally by status."""
+        if self.engine is None:
+            return []
+        with self.engine.lock:
+            self.engine._step()
+            return self.scheduler.task_infos(status)
+
+    def task(self, task_id: int) -> TaskInfo | None:
+        """A snapshot of one task (None when unknown or forgotten)."""
+        if self.engine is None:
+            return None
+        with self.engine.lock:
+            return self.scheduler.task_info(task_id)
+
+    def workers(self) -> list[WorkerInfo]:
+        """Snapshots of the workers: status, capabilities, load, resource figures."""
+        if self.engine is None:
+            return []
+        with self.engine.lock:
+            return self.scheduler.worker_infos()
+
+    def drain(self, rank: int) -> None:
+        """Give ``rank`` no new tasks; its queued ones go elsewhere, its running one finishes."""
+        self._check_open()
+        if rank not in self.scheduler.workers:
+            raise InputError(f"no worker with rank {rank}; workers: {sorted(self.scheduler.workers)}")
+        self.engine.post(Drain(rank, 0.0))
+        self.engine.step()
+
+    @property
+    def n_workers(self) -> int:
+        return len(self.scheduler.workers) if self.engine is not None else 0
+
+    # --------------------------------------------------------------------- map
+    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any], timeout: float | None = None,
+            chunksize: int | None = None, ordered: bool = True, progress: bool | None = None,
+            priority: int = 0, **submit_kw: Any) -> Iterator[Any]:
+        """``fn`` over the items, lazily: bounded memory on any length of input.
+
+        Parameters
+        ----------
+        chunksize : int, optional
+            Items per task. None batches automatically: about 2 ms of work per task,
+            measured as the map runs (tiny functions get big chunks, long ones one item).
+        ordered : bool
+            Yield in input order (True) or as results arrive (False).
+        timeout : float, optional
+            Seconds, from the call, after which waiting for a result raises ``TimeoutError``.
+        progress : bool, optional
+            A tqdm bar (default: the farm's ``progress``, else when stderr is a terminal).
+        """
+        self._check_open()
+        if chunksize is not None and chunksize < 1:
+            raise InputError(f"chunksize must be >= 1, got {chunksize}")
+        star = len(iterables) > 1
+        items = zip(*iterables) if star else iter(iterables[0])
+        total = None
+        if not star and hasattr(iterables[0], "__len__"):
+            total = len(iterables[0])  # type: ignore[arg-type]
+        show = self.progress if progress is None else progress
+        return _MapIterator(self, fn, items, star, chunksize, ordered, timeout, show, total, priority, submit_kw)
+
+    def ensemble(self, fns: Sequence[Callable[..., Any]], *args: Any, aggregate: Any = "all",
+                 weights: Sequence[float] | None = None, validate: Callable[[Any], Any] | None = None,
+                 timeout: float | None = None, **submit_kw: Any) -> Any:
+        """Run every ``fn(*args)`` and combine the results (see :mod:`hpcdist.farm.aggregation`).
+
+        ``aggregate`` is ``"first"`` (the first success; the others are cancelled), ``"all"``,
+        ``"majority"`` (ties to the value seen first in ``fns`` order), ``"weighted_mean"``
+        (with ``weights``) or a callable taking the list of results.
+        """
+        from hpcdist.farm.aggregation import combine
+
+        futures = [self.submit(fn, *args, validate=validate, **submit_kw) for fn in fns]
+        return combine(self, futures, aggregate, weights=weights, timeout=timeout)
+
+
+class _DeferredSubmit:
+    """A submit with dependencies; the engine looks at them under its lock."""
+
+    __slots__ = ("task", "after", "now")
+
+    def __init__(self, task: Task, after: list[TaskFuture]) -> None:
+        self.task = task
+        self.after = after
+        self.now = 0.0
+
+    def prepare(self, now: float) -> Submit:
+        return _deferred_to_submit(self, now)
+
+
+def _deferred_to_submit(ev: _DeferredSubmit, now: float) -> Submit:
+    known: dict[int, tuple[TaskStatus, Any]] = {}
+    for dep in ev.after:
+        if dep.done():
+            if dep.cancelled():
+                known[dep.id] = (TaskStatus.CANCELLED, None)
+            elif dep.exception() is not None:
+                known[dep.id] = (TaskStatus.ERROR, dep.exception())
+            else:
+                known[dep.id] = (TaskStatus.COMPLETED, dep.result())
+    return Submit(ev.task, now, known)
+
+
+class _MapIterator:
+    """Feeds :meth:`Farm.map`: a bounded window of chunk tasks, refilled as results are taken."""
+
+    TARGET_CHUNK_S = 0.002
+    MAX_CHUNK = 8192
+
+    def __init__(self, farm: Farm, fn: Callable[..., Any], items: Iterator[Any], star: bool, chunksize: int | None,
+                 ordered: bool, timeout: float | None, show: bool | None, total: int | None, priority: int,
+                 submit_kw: dict[str, Any]) -> None:
+        self.farm = farm
+        self.call = ChunkCall(fn, star)
+        self.fn_name = function_name(fn)
+        self.items = items
+        self.fixed = chunksize
+        self.chunk = chunksize or 1
+        self.ordered = ordered
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.priority = priority
+        self.submit_kw = submit_kw
+        self.window: deque[tuple[TaskFuture, int]] = deque()
+        self.done_q: deque[TaskFuture] = deque()
+        self.exhausted = False
+        self.ready: deque[Any] = deque()
+        self.per_item: float | None = None
+        self.bar = _progress_bar(show, total)
+        self.in_flight_items = 0
+        self._fill()
+
+    def _max_chunks(self) -> int:
+        # Enough to fill every worker's queue twice over: workers never wait for the next chunk.
+        return 2 * sum(w.capacity for w in self.farm.scheduler.workers.values() if not w.lost) + 4
+
+    def _fill(self) -> None:
+        limit = self._max_chunks()
+        while not self.exhausted and len(self.window) < limit:
+            chunk = list(itertools.islice(self.items, self.chunk))
+            if not chunk:
+                self.exhausted = True
+                break
+            fut = self.farm._submit_payload((self.call, (chunk,), {}), self.fn_name, priority=self.priority,
+                                            journal_fn=self.call, journal_args=((chunk,), {}), **self.submit_kw)
+            if not self.ordered:
+                fut.add_done_callback(self.done_q.append)
+            self.window.append((fut, len(chunk)))
+
+    def _learn(self, fut: TaskFuture, n: int) -> None:
+        if self.fixed is not None or fut.elapsed is None or n == 0:
+            return
+        per = fut.elapsed / n
+        self.per_item = per if self.per_item is None else 0.7 * self.per_item + 0.3 * per
+        self.chunk = max(1, min(self.MAX_CHUNK, int(self.TARGET_CHUNK_S / max(self.per_item, 1e-8))))
+
+    def __iter__(self) -> "_MapIterator":
+        return self
+
+    def _timeout_left(self) -> float | None:
+        if self.deadline is None:
+            return None
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise cf.TimeoutError("map: results did not come in time")
+        return left
+
+    def __next__(self) -> Any:
+        if self.ready:
+            return self.ready.popleft()
+        if not self.window:
+            self._close_bar()
+            raise StopIteration
+        try:
+            if self.ordered:
+                fut, n = self.window.popleft()
+                values = fut.result(timeout=self._timeout_left())
+            else:
+                if not self.done_q:
+                    left = self._timeout_left()
+                    if not self.farm.engine.wait_until(lambda: bool(self.done_q), left):  # type: ignore[union-attr]
+                        raise cf.TimeoutError("map: results did not come in time")
+                fut = self.done_q.popleft()
+                n = next(k for f, k in self.window if f is fut)
+                self.window.remove((fut, n))
+                values = fut.result()
+        except BaseException:
+            self.close()
+            raise
+        self._learn(fut, n)
+        if self.bar is not None:
+            self.bar.update(n)
+        self._fill()
+        self.ready.extend(values)
+        return self.ready.popleft() if self.ready else self.__next__()
+
+    def close(self) -> None:
+        for fut, _ in self.window:
+            fut.cancel()
+        self.window.clear()
+        self._close_bar()
+
+    def _close_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - best effort at garbage collection
+            pass
+
+
+def _progress_bar(show: bool | None, total: int | None) -> Any:
+    if show is None:
+        show = sys.stderr.isatty()
+    if not show:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="item", dynamic_ncols=True)
+
+
+def _open_journal(path: str) -> Any:
+    try:
+        from hpcdist.farm.journal import Journal
+    except ImportError as exc:
+        raise HpcdistError(f"journal={path!r} needs hpcdist.farm.journal, which is not available ({exc})") from None
+    return Journal(path)
+
+
+def _exit_requeue() -> int:
+    try:
+        from hpcdist.farm.walltime import EXIT_REQUEUE
+    except ImportError:
+        return 75
+    return int(EXIT_REQUEUE)
+
+
+_skip_registered = False
+
+
+def _skip_mpi_finalize(code: int) -> None:
+    """End this process at exit without MPI_Finalize (it hangs once a peer has died)."""
+    global _skip_registered
+    if _skip_registered:
+        return
+    _skip_registered = True
+
+    def _bye() -> None:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+    atexit.register(_bye)

@@ -1,0 +1,196 @@
+"""How the coordinator reaches its workers: over MPI, or in-process on a single rank.
+
+Both transports have the same small interface, used only by the engine
+(:mod:`hpcdist.farm.driver`) under its lock:
+
+* ``send_tasks(rank, tasks) -> events`` (events for tasks that could not be sent),
+* ``send_cancel(rank, ids)``, ``send_ping(rank)``, ``shutdown(payload)``,
+* ``poll(now) -> events`` (never blocks),
+* ``alive(rank) -> bool | None``: proof of life from outside MPI, None when unknown.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import threading
+from collections import deque
+from typing import Any
+
+from hpcdist.farm.requirements import Capabilities
+from hpcdist.farm.runner import Runner
+from hpcdist.farm.scheduler import Heartbeat, Results
+from hpcdist.farm.serialization import Channel, pack, pack_exception, unpack, unpack_exception
+from hpcdist.farm.tasks import Task
+from hpcdist.runtime.messages import Msg
+
+__all__ = ["MPITransport", "LocalTransport", "process_alive"]
+
+#: Messages taken per poll, so that one flood cannot starve the rest of the engine.
+MAX_MESSAGES_PER_POLL = 256
+
+
+def process_alive(pid: int) -> bool:
+    """True when process ``pid`` exists on this host and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+            return True
+        except PermissionError:
+            return True
+        except OSError:
+            return False
+
+
+def _outcomes(rank: int, envelope: tuple) -> list[tuple[int, str, Any, float | None]]:
+    ids, meta, values = unpack(envelope)
+    if isinstance(values, BaseException):
+        err = pack_exception(values, 0)
+        return [(i, "error", unpack_exception(err), None) for i in ids]
+    out = []
+    for task_id, (kind, elapsed), value in zip(ids, meta, values):
+        if kind == "error":
+            value = unpack_exception(value)
+        out.append((task_id, kind, value, elapsed))
+    return out
+
+
+class MPITransport:
+    """Talks to the workers ``1..size-1`` of ``comm`` with nonblocking pkl5 messages."""
+
+    def __init__(self, comm: Any, caps: dict[int, Capabilities]) -> None:
+        self.chan = Channel(comm)
+        self.caps = caps
+        self.host = socket.gethostname()
+        self._sends: list[tuple[Any, Any]] = []  # (request, what it sends: kept alive until done)
+
+    def _isend(self, obj: Any, rank: int, tag: int) -> None:
+        self._sends.append((self.chan.isend(obj, rank, tag), obj))
+
+    def send_tasks(self, rank: int, tasks: list[Task]) -> list[Any]:
+        ids = [t.id for t in tasks]
+        try:
+            self._isend(pack(ids, None, [t.payload for t in tasks]), rank, Msg.TASK.tag)
+            return []
+        except Exception:  # noqa: BLE001 - find the tasks that do not pickle, send the rest
+            good, failed = [], []
+            for t in tasks:
+                try:
+                    pickle.dumps(t.payload, protocol=5)
+                    good.append(t)
+                except Exception as exc:  # noqa: BLE001
+                    err = TypeError(f"task {t.id} ({t.fn_name}) cannot be sent to a worker: {type(exc).__name__}: {exc}")
+                    failed.append((t.id, "error", err, None))
+            if good:
+                self._isend(pack([t.id for t in good], None, [t.payload for t in good]), rank, Msg.TASK.tag)
+            return [Results(rank, failed, 0.0)] if failed else []
+
+    def send_cancel(self, rank: int, ids: list[int]) -> None:
+        self._isend(list(ids), rank, Msg.CANCEL.tag)
+
+    def send_ping(self, rank: int) -> None:
+        self._isend(None, rank, Msg.PING.tag)
+
+    def shutdown(self, ranks: list[int], payload: dict[str, Any]) -> None:
+        for rank in ranks:
+            self._isend(payload, rank, Msg.SHUTDOWN.tag)
+
+    def flush(self, timeout_s: float = 5.0) -> bool:
+        """Wait (bounded) for every pending send to complete; True when all did."""
+        import time
+
+        end = time.monotonic() + timeout_s
+        while self._sends and time.monotonic() < end:
+            self._sends = [s for s in self._sends if not s[0].test()[0]]
+            if self._sends:
+                time.sleep(0.0005)
+        return not self._sends
+
+    def poll(self, now: float) -> list[Any]:
+        from hpcdist.runtime.comm import MPI
+
+        if self._sends:
+            self._sends = [s for s in self._sends if not s[0].test()[0]]
+        events: list[Any] = []
+        for _ in range(MAX_MESSAGES_PER_POLL):
+            msg = self.chan.poll(MPI.ANY_SOURCE, MPI.ANY_TAG)
+            if msg is None:
+                break
+            source, tag, obj = msg
+            if tag == Msg.RESULT.tag:
+                events.append(Results(source, _outcomes(source, obj), now))
+            elif tag in (Msg.HEARTBEAT.tag, Msg.PING.tag, Msg.RESOURCE_UPDATE.tag):
+                obj = obj or {}
+                running = obj.get("running")
+                events.append(Heartbeat(source, now, tuple(running) if running is not None else None, obj.get("resources")))
+        return events
+
+    def alive(self, rank: int) -> bool | None:
+        caps = self.caps.get(rank)
+        if caps is None or caps.host != self.host or not caps.pid:
+            return None
+        return process_alive(caps.pid)
+
+
+class LocalTransport:
+    """One in-process worker (rank 0 itself) with its own task thread: the single-rank farm.
+
+    Tasks are not pickled: arguments and results are shared, not copied.
+    """
+
+    RANK = 0
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._inbox: deque[tuple[int, Any]] = deque()
+        self._results: deque[list] = deque()
+        self.runner = Runner(self.RANK, socket.gethostname(), self._fetch, self._results.append, self._wait)
+        self.runner.start()
+
+    def _fetch(self) -> list[tuple[int, Any]]:
+        if not self._inbox:
+            return []
+        with self._cond:
+            got = list(self._inbox)
+            self._inbox.clear()
+        return got
+
+    def _wait(self, seconds: float) -> None:
+        with self._cond:
+            if not self._inbox:
+                self._cond.wait(seconds * 20)  # new work notifies: a longer nap costs nothing
+
+    def send_tasks(self, rank: int, tasks: list[Task]) -> list[Any]:
+        with self._cond:
+            self._inbox.extend((t.id, t.payload) for t in tasks)
+            self._cond.notify()
+        return []
+
+    def send_cancel(self, rank: int, ids: list[int]) -> None:
+        self.runner.cancel(list(ids))
+
+    def send_ping(self, rank: int) -> None:
+        pass  # poll() reports the running ids every time
+
+    def shutdown(self, ranks: list[int], payload: dict[str, Any]) -> None:
+        self.runner.stop(join_s=float(payload.get("join_s", 2.0)))
+
+    def flush(self, timeout_s: float = 5.0) -> bool:
+        return True
+
+    def poll(self, now: float) -> list[Any]:
+        events: list[Any] = []
+        while self._results:
+            batch = self._results.popleft()
+            out = [(i, k, unpack_exception(v) if k == "error" else v, e) for i, k, v, e in batch]
+            events.append(Results(self.RANK, out, now))
+        events.append(Heartbeat(self.RANK, now, self.runner.running_ids()))
+        return events
+
+    def alive(self, rank: int) -> bool | None:
+        return True

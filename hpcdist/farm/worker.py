@@ -1,0 +1,185 @@
+"""The worker side of the farm: capabilities, resource updates and the serve loop.
+
+Two threads per worker. The :class:`~hpcdist.farm.runner.Runner` thread receives
+``TASK`` batches, runs them one by one and sends ``RESULT`` batches. The main thread
+(:func:`serve`) polls the control tags (``CANCEL``, ``PING``, ``SHUTDOWN``) every few
+milliseconds and sends a ``HEARTBEAT`` (running ids and resource figures) every
+``heartbeat_interval`` seconds. Both use MPI (mpi4py initialises MPI with
+``MPI_THREAD_MULTIPLE``); pkl5 keeps the parts of one message together.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Iterable
+
+from hpcdist.farm.requirements import Capabilities, as_labels, parse_memory
+from hpcdist.farm.runner import Runner
+from hpcdist.farm.serialization import Channel, pack, pack_exception, unpack
+from hpcdist.runtime.logs import get_logger
+from hpcdist.runtime.messages import Msg
+
+if TYPE_CHECKING:
+    from hpcdist.runtime.context import Context
+
+__all__ = ["local_capabilities", "resource_figures", "serve", "COORDINATOR"]
+
+COORDINATOR = 0
+log = get_logger(__name__)
+
+
+def _node_memory() -> int | None:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def local_capabilities(ctx: "Context", labels: Iterable[str] | str | None = None, overrides: dict[str, Any] | None = None) -> Capabilities:
+    """What this rank offers: its share of the node's cores and memory, its GPU, its labels.
+
+    ``overrides`` (``cores``, ``memory``, ``gpus``, ...) replace what was detected, for
+    sites where the detection is wrong or for tests.
+    """
+    try:
+        cores_on_node = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores_on_node = os.cpu_count() or 1
+    memory = _node_memory()
+    dev = ctx.device
+    caps: dict[str, Any] = dict(
+        rank=ctx.rank,
+        host=ctx.topology.hostname,
+        node=ctx.topology.node_index,
+        pid=os.getpid(),
+        cores=max(1, cores_on_node // max(1, ctx.topology.local_size)),
+        memory=memory // max(1, ctx.topology.local_size) if memory else None,
+        gpus=1 if dev.is_gpu else 0,
+        gpu_model=dev.name if dev.is_gpu else "",
+        gpu_memory=dev.memory_bytes if dev.is_gpu else None,
+        labels=as_labels(labels),
+    )
+    for key, value in (overrides or {}).items():
+        if key not in caps:
+            from hpcdist.runtime.errors import InputError
+
+            raise InputError(f"unknown capability {key!r}; known: {', '.join(sorted(caps))}")
+        caps[key] = parse_memory(value) if key in ("memory", "gpu_memory") else (as_labels(value) if key == "labels" else value)
+    return Capabilities(**caps)
+
+
+def resource_figures(runner: Runner | None, t_start: float, cpu_start: float) -> dict[str, Any]:
+    """RSS, cpu % since start, tasks done and EWMA task time of this process."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime - cpu_start
+    wall = max(time.monotonic() - t_start, 1e-9)
+    rss = None
+    try:
+        with open("/proc/self/statm") as fh:
+            rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        rss = usage.ru_maxrss * 1024
+    return {
+        "rss": rss,
+        "cpu_percent": round(100.0 * cpu / wall, 1),
+        "tasks_done": runner.tasks_done if runner else 0,
+        "ewma_s": runner.ewma_s if runner else None,
+    }
+
+
+def serve(
+    comm: Any,
+    *,
+    heartbeat_interval: float = 1.0,
+    control_poll_s: float = 0.005,
+) -> dict[str, Any]:
+    """Serve the coordinator until it says SHUTDOWN; return the shutdown message.
+
+    Collective in effect: the coordinator must run the farm on the same ``comm``.
+    """
+    rank = comm.Get_rank()
+    host = socket.gethostname()
+    chan = Channel(comm)
+    tag_task = Msg.TASK.tag
+
+    def fetch() -> list[tuple[int, Any]]:
+        got: list[tuple[int, Any]] = []
+        while True:
+            msg = chan.poll(COORDINATOR, tag_task)
+            if msg is None:
+                return got
+            ids, _, objs = unpack(msg[2])
+            if isinstance(objs, BaseException):
+                got.extend((i, objs) for i in ids)
+            else:
+                got.extend(zip(ids, objs))
+
+    pending: list = []  # results in flight: a large one must not block this thread (rendezvous)
+    pending_lock = threading.Lock()
+
+    def emit(outcomes: list) -> None:
+        with pending_lock:
+            pending[:] = [p for p in pending if not p[0].test()[0]]
+        ids = [o[0] for o in outcomes]
+        meta = [(o[1], o[3]) for o in outcomes]
+        values = [o[2] for o in outcomes]
+        try:
+            env = pack(ids, meta, values)
+        except Exception:  # noqa: BLE001 - some result does not pickle: send the others, report it
+            meta, values = _portable_outcomes(outcomes, rank, host)
+            env = pack(ids, meta, values)
+        req = chan.isend(env, COORDINATOR, Msg.RESULT.tag)
+        with pending_lock:
+            pending.append((req, env))
+
+    runner = Runner(rank, host, fetch, emit)
+    runner.start()
+    t_start, cpu0 = time.monotonic(), sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
+    next_beat = 0.0
+    shutdown: dict[str, Any] = {}
+    try:
+        while True:
+            now = time.monotonic()
+            if now >= next_beat:
+                chan.send({"running": runner.running_ids(), "resources": resource_figures(runner, t_start, cpu0)},
+                          COORDINATOR, Msg.HEARTBEAT.tag)
+                next_beat = now + heartbeat_interval
+            msg = chan.poll(COORDINATOR, Msg.CANCEL.tag)
+            while msg is not None:
+                runner.cancel(list(msg[2]))
+                msg = chan.poll(COORDINATOR, Msg.CANCEL.tag)
+            if chan.poll(COORDINATOR, Msg.PING.tag) is not None:
+                chan.send({"running": runner.running_ids()}, COORDINATOR, Msg.PING.tag)
+            msg = chan.poll(COORDINATOR, Msg.SHUTDOWN.tag)
+            if msg is not None:
+                shutdown = dict(msg[2] or {})
+                break
+            time.sleep(control_poll_s)
+    finally:
+        stopped = runner.stop(join_s=float(shutdown.get("join_s", 2.0)))
+        if not stopped:
+            log.warning("rank %d: a task is still running at shutdown; leaving it behind", rank)
+    return shutdown
+
+
+def _portable_outcomes(outcomes: list, rank: int, host: str) -> tuple[list, list]:
+    import pickle
+
+    meta, values = [], []
+    for task_id, kind, value, elapsed in outcomes:
+        try:
+            pickle.dumps(value, protocol=5)
+        except Exception as exc:  # noqa: BLE001
+            err = TypeError(f"the result of task {task_id} cannot be sent back: {type(exc).__name__}: {exc}")
+            kind, value = "error", pack_exception(err, rank, host)
+        meta.append((kind, elapsed))
+        values.append(value)
+    return meta, values

@@ -1,0 +1,156 @@
+"""Aggregation, serialization, the task runner and the single-rank farm: no MPI launcher needed."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from hpcdist.farm.aggregation import majority, weighted_mean
+from hpcdist.farm.apply import partition_bounds
+from hpcdist.farm.runner import ChunkCall, Runner, Validated
+from hpcdist.farm.serialization import dumps, loads, pack, pack_exception, unpack, unpack_exception
+from hpcdist.farm.tasks import RemoteError, ResultRejected
+from hpcdist.runtime.errors import InputError
+
+
+def test_majority_counts_and_breaks_ties_by_first_appearance():
+    assert majority([1, 2, 2, 3]) == 2
+    assert majority(["b", "a", "a", "b"]) == "b"  # tie: the value seen first
+    assert majority([[1], [2], [1]]) == [1]  # unhashable values vote by content
+    a = np.array([1, 2])
+    assert np.array_equal(majority([a, np.array([3]), a.copy()]), a)
+    with pytest.raises(ValueError):
+        majority([])
+
+
+def test_weighted_mean_numbers_and_arrays():
+    assert weighted_mean([1.0, 3.0]) == 2.0
+    assert weighted_mean([1.0, 3.0], [3, 1]) == 1.5
+    assert np.allclose(weighted_mean([np.ones(3), 3 * np.ones(3)], [1, 1]), 2 * np.ones(3))
+    with pytest.raises(InputError):
+        weighted_mean([1.0], [1, 2])
+    with pytest.raises(InputError):
+        weighted_mean([1.0, 2.0], [0, 0])
+
+
+def test_arrays_go_out_of_band_without_copies():
+    a = np.arange(1000, dtype=np.float64)
+    data, buffers = dumps({"x": a})
+    assert len(buffers) == 1 and len(data) < 500  # the array is not in the stream
+    assert np.shares_memory(np.frombuffer(buffers[0], dtype=np.float64), a)
+    assert np.array_equal(loads(data, buffers)["x"], a)
+
+
+def test_envelope_reports_unpickling_errors_against_ids():
+    env = pack([1, 2], "meta", [("fn", 1), ("fn", 2)])
+    assert unpack(env) == ([1, 2], "meta", [("fn", 1), ("fn", 2)])
+    bad = ([3], None, pickle.PickleBuffer(b"not a pickle"), [])
+    ids, meta, objs = unpack(bad)
+    assert ids == [3] and isinstance(objs, Exception)
+
+
+class Unpicklable(Exception):
+    def __init__(self, msg):
+        super().__init__(msg)
+        self.lock = threading.Lock()
+
+
+def test_remote_exception_keeps_type_and_traceback_or_falls_back_to_text():
+    try:
+        raise KeyError("missing")
+    except KeyError as exc:
+        packed = pack_exception(exc, 3, "node7")
+    exc = unpack_exception(pickle.loads(pickle.dumps(packed)))
+    assert isinstance(exc, KeyError) and isinstance(exc.__cause__, RemoteError)
+    assert "Remote traceback (rank 3 on node7)" in str(exc.__cause__) and "KeyError: 'missing'" in str(exc.__cause__)
+    try:
+        raise Unpicklable("holds a lock")
+    except Unpicklable as e:
+        packed = pack_exception(e, 2, "node1")
+    exc = unpack_exception(pickle.loads(pickle.dumps(packed)))
+    assert type(exc) is RemoteError and exc.rank == 2 and "Unpicklable: holds a lock" in str(exc)
+
+
+def test_chunk_and_validated_wrappers_pickle():
+    call = pickle.loads(pickle.dumps(ChunkCall(abs)))
+    assert call([-1, -2]) == [1, 2]
+    assert ChunkCall(pow, star=True)([(2, 3), (3, 2)]) == [8, 9]
+    v = pickle.loads(pickle.dumps(Validated(abs, bool)))
+    assert v(-3) == 3
+    with pytest.raises(ResultRejected):
+        v(0)
+
+
+def _collect_runner():
+    inbox, out = [], []
+    lock = threading.Lock()
+
+    def fetch():
+        with lock:
+            got = list(inbox)
+            inbox.clear()
+        return got
+
+    runner = Runner(5, "h", fetch, out.extend)
+    runner.start()
+
+    def put(*items):
+        with lock:
+            inbox.extend(items)
+
+    return runner, put, out
+
+
+def _wait_for(cond, timeout=5.0):
+    end = time.monotonic() + timeout
+    while not cond() and time.monotonic() < end:
+        time.sleep(0.001)
+    return cond()
+
+
+def test_runner_runs_in_order_and_reports_errors():
+    runner, put, out = _collect_runner()
+    try:
+        put((1, (pow, (2, 3), {})), (2, (int, ("x",), {})), (3, (str, (4,), {})))
+        assert _wait_for(lambda: len(out) == 3)
+        assert [o[0] for o in out] == [1, 2, 3]
+        assert out[0][1:3] == ("ok", 8) and out[2][1:3] == ("ok", "4")
+        assert out[1][1] == "error" and "rank 5 on h" in out[1][2][1]
+        assert runner.tasks_done == 3 and runner.ewma_s is not None
+    finally:
+        runner.stop()
+
+
+def _spin(seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return "done"
+
+
+def test_runner_cancels_queued_and_running_tasks():
+    runner, put, out = _collect_runner()
+    try:
+        put((1, (_spin, (30.0,), {})), (2, (_spin, (30.0,), {})))
+        assert _wait_for(lambda: runner.running_ids() == (1, 2))
+        runner.cancel([2])
+        assert _wait_for(lambda: (2, "cancelled", None, None) in out)
+        t0 = time.monotonic()
+        runner.cancel([1])
+        assert _wait_for(lambda: (1, "cancelled", None, None) in out)
+        assert time.monotonic() - t0 < 2
+        runner.cancel([9])  # overtakes its task: dropped on arrival
+        put((9, (_spin, (30.0,), {})), (10, (abs, (-1,), {})))
+        assert _wait_for(lambda: any(o[0] == 10 for o in out))
+        assert (9, "cancelled", None, None) in out
+    finally:
+        runner.stop()
+
+
+def test_partition_bounds():
+    assert partition_bounds(10, 4) == [(0, 4), (4, 8), (8, 10)]
+    assert partition_bounds(0, 4) == []
