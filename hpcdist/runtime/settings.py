@@ -42,6 +42,8 @@ class Settings:
     backoff: float = 1.5
     heartbeat_interval: float = 1.0
     heartbeat_timeout: float = 10.0
+    # Graph inputs: memory a rank may use (e.g. "4G"); None means MemAvailable / ranks on the node.
+    memory_limit: str | None = None
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
 
@@ -54,6 +56,7 @@ _CONVERTERS = {
     "backoff": float,
     "heartbeat_interval": float,
     "heartbeat_timeout": float,
+    "memory_limit": lambda v: None if v is None or str(v).lower() in ("", "none") else str(v),
 }
 DEFAULTS = Settings()
 
