@@ -131,8 +131,7 @@ def parse_bytes(value: int | float | str) -> int:
 def _limit_from_settings() -> int | None:
     from hpcdist.runtime.settings import load_settings
 
-    # ``memory_limit`` (HPCDIST_MEMORY_LIMIT) is read when the settings define it.
-    value = getattr(load_settings(), "memory_limit", None)
+    value = load_settings().memory_limit  # HPCDIST_MEMORY_LIMIT or the config file
     return None if value is None else parse_bytes(value)
 
 
