@@ -10,6 +10,9 @@ PY := $(VENV)/bin/python
 MPIEXEC ?= $(VENV)/bin/mpiexec
 STAMP := $(VENV)/.hpcdist-installed
 
+# The demo graph: a real one from ../shared when it is there, else a generated one.
+DEMO_GRAPH ?= $(or $(wildcard ../shared/data/graphs/p2p-Gnutella04.txt),rmat:16)
+
 .PHONY: demo test venv clean
 
 venv: $(STAMP)
@@ -24,6 +27,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(MPIEXEC) -n $(NP) $(VENV)/bin/hpcdist info
 	$(MPIEXEC) -n $(NP) $(VENV)/bin/hpcdist demo
+	@mkdir -p demo-out
+	$(MPIEXEC) -n $(NP) $(VENV)/bin/hpcdist graph pagerank --input $(DEMO_GRAPH) --output demo-out/pagerank.h5
+	$(MPIEXEC) -n 3 $(VENV)/bin/hpcdist exec examples/farm_sweep.py
+	$(MPIEXEC) -n 3 $(VENV)/bin/hpcdist exec examples/farm_ensemble.py
+	$(MPIEXEC) -n 3 $(VENV)/bin/hpcdist exec examples/farm_pipeline.py
 
 test: $(STAMP)
 	$(PY) tests/run_suite.py

@@ -1,0 +1,194 @@
+"""The bulk-synchronous superstep loop every graph algorithm runs on.
+
+One superstep: the halo exchange of the values the program publishes, the local
+compute (a kernel over owned vertices), then one pair of small collectives that
+reduce the program's global values reproducibly (:mod:`hpcdist.graph.reduce`) and
+decide convergence. The engine times each phase, counts bytes and active vertices,
+shows progress on rank 0 and calls a hook after every superstep (where checkpoints
+go). Algorithms are :class:`VertexProgram` objects: what to compute, not how to loop.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from types import ModuleType
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence
+
+import numpy as np
+
+from hpcdist.graph.reduce import reduce_fixed, reproducible_sums
+from hpcdist.runtime.logs import get_logger
+
+if TYPE_CHECKING:
+    from hpcdist.graph.distgraph import DistGraph
+
+__all__ = ["LocalStep", "VertexProgram", "SuperstepMetrics", "BSPRun", "run_bsp", "SuperstepHook"]
+
+log = get_logger(__name__)
+
+
+@dataclass
+class LocalStep:
+    """What one rank's compute phase hands to the global reduction.
+
+    Attributes
+    ----------
+    sums : sequence of numpy.ndarray of float64
+        Terms of global float sums (reduced reproducibly: same bits on any partition).
+    counts : sequence of int
+        Integers to sum exactly.
+    active : int
+        Vertices of this rank still active (changed, in the frontier, ...).
+    limbs, exponents, overflow, fallback
+        The one-collective alternative to ``sums``: fixed-point limb sums a fused kernel
+        computed at scale ``2^-exponent`` (:func:`hpcdist.graph.reduce.reduce_fixed`);
+        if any rank's ``overflow`` is non-zero, ``fallback()`` returns the term arrays
+        and the engine reduces them with :func:`~hpcdist.graph.reduce.reproducible_sums`.
+    """
+
+    sums: Sequence[np.ndarray] = ()
+    counts: Sequence[int] = ()
+    active: int = 0
+    limbs: Sequence[np.ndarray] = ()
+    exponents: Sequence[int] = ()
+    overflow: int = 0
+    fallback: Callable[[], Sequence[np.ndarray]] | None = None
+
+
+class VertexProgram(Protocol):
+    """An algorithm as the BSP engine sees it."""
+
+    name: str
+
+    def exchange_values(self, superstep: int) -> np.ndarray | None:
+        """The local vector (owned then ghost slots) whose ghosts to fill now, or None."""
+
+    def compute(self, superstep: int) -> LocalStep:
+        """Local work on owned vertices, reading ghost values."""
+
+    def apply(self, superstep: int, sums: list[float], counts: list[int]) -> bool:
+        """Take the global values; prepare the next superstep; True when converged."""
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Per-rank arrays that a checkpoint needs to resume after this superstep."""
+
+
+#: ``hook(superstep, state)`` called on every rank after each superstep.
+SuperstepHook = Callable[[int, dict], None]
+
+
+@dataclass
+class SuperstepMetrics:
+    """One superstep, as this rank measured it (bytes and active are global)."""
+
+    superstep: int
+    compute_s: float
+    exchange_s: float
+    reduce_s: float
+    bytes_sent: int
+    active: int
+
+
+@dataclass
+class BSPRun:
+    """The outcome of a run of the loop."""
+
+    supersteps: int
+    converged: bool
+    seconds: float
+    metrics: list[SuperstepMetrics] = field(default_factory=list)
+
+    def metrics_dicts(self) -> list[dict]:
+        return [asdict(m) for m in self.metrics]
+
+    def phase_seconds(self) -> dict[str, float]:
+        return {
+            "compute": sum(m.compute_s for m in self.metrics),
+            "exchange": sum(m.exchange_s for m in self.metrics),
+            "reduce": sum(m.reduce_s for m in self.metrics),
+        }
+
+
+def run_bsp(
+    graph: "DistGraph",
+    program: VertexProgram,
+    *,
+    max_supersteps: int,
+    kernels: ModuleType,
+    progress: bool = False,
+    on_superstep: SuperstepHook | None = None,
+) -> BSPRun:
+    """Run ``program`` on ``graph`` until it converges or ``max_supersteps`` pass.
+
+    Collective over ``graph.comm``.
+
+    Parameters
+    ----------
+    graph : DistGraph
+    program : VertexProgram
+    max_supersteps : int
+    kernels : module
+        The backend's kernel module (used for the reproducible reductions).
+    progress : bool
+        Show a progress bar on rank 0 (tqdm, on stderr).
+    on_superstep : callable, optional
+        ``hook(superstep, program.state())`` after every superstep, on every rank: the
+        place for checkpoints.
+
+    Returns
+    -------
+    BSPRun
+        Supersteps run, whether the program converged, the wall time of the loop
+        (slowest rank) and per-superstep metrics.
+    """
+    from hpcdist.runtime.comm import MPI
+
+    comm = graph.comm
+    bar = None
+    if progress and comm.Get_rank() == 0:
+        from tqdm import tqdm
+
+        bar = tqdm(total=max_supersteps, desc=program.name, unit="step", leave=False)
+    metrics: list[SuperstepMetrics] = []
+    converged = False
+    comm.Barrier()
+    t_start = time.perf_counter()
+    step = 0
+    try:
+        for step in range(max_supersteps):
+            t0 = time.perf_counter()
+            values = program.exchange_values(step)
+            sent = 0
+            if values is not None:
+                graph.halo.exchange(values)
+                sent = graph.halo.bytes_sent
+            t1 = time.perf_counter()
+            local = program.compute(step)
+            t2 = time.perf_counter()
+            n_counts = len(local.counts)
+            extra = [*local.counts, local.active, sent]
+            if local.limbs:
+                sums, counts, overflowed = reduce_fixed(comm, local.limbs, local.exponents, extra, local.overflow)
+                if overflowed:  # some term broke the agreed bound: every rank redoes it
+                    assert local.fallback is not None
+                    sums, _ = reproducible_sums(comm, list(local.fallback()), kernels)
+            else:
+                sums, counts = reproducible_sums(comm, list(local.sums), kernels, counts=extra)
+            converged = program.apply(step, sums, counts[:n_counts])
+            t3 = time.perf_counter()
+            m = SuperstepMetrics(step, t2 - t1, t1 - t0, t3 - t2, counts[n_counts + 1], counts[n_counts])
+            metrics.append(m)
+            if bar is not None:
+                bar.update(1)
+            if comm.Get_rank() == 0:
+                log.debug("%s superstep %d: active %d, %.3f ms", program.name, step, m.active, 1e3 * (t3 - t0))
+            if on_superstep is not None:
+                on_superstep(step, program.state())
+            if converged:
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    seconds = comm.allreduce(time.perf_counter() - t_start, op=MPI.MAX)
+    return BSPRun(supersteps=len(metrics), converged=converged, seconds=float(seconds), metrics=metrics)
