@@ -63,6 +63,7 @@ import os
 import pickle
 import threading
 import types
+import weakref
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterable
@@ -254,7 +255,8 @@ class _Batch:
         else:
             data = np.asarray(self.blob_ds[start : start + length]).tobytes()
         if len(data) != length:
-            raise InputError(f"damaged hpcdist journal: record {self.keys[i]!r} runs past the data", path=str(self.path))
+            raise InputError(f"damaged hpcdist journal: record {self.keys[i]!r} runs past the data",
+                             path=str(self.path))
         return data
 
     def payload(self, i: int) -> tuple[int, bytes | np.ndarray]:
@@ -266,7 +268,8 @@ class _Batch:
             elif kind == _PICKLE:
                 payload = self._pickle_bytes(i)
             else:
-                raise InputError(f"damaged hpcdist journal: record {key!r} has unknown kind {kind}", path=str(self.path))
+                raise InputError(f"damaged hpcdist journal: record {key!r} has unknown kind {kind}",
+                                 path=str(self.path))
         except (KeyError, OSError) as exc:
             raise InputError(f"damaged hpcdist journal: record {key!r} cannot be read ({exc})",
                              path=str(self.path)) from None
@@ -290,6 +293,11 @@ class _Unreadable(Exception):
     """A file h5py cannot open at all (truncated, empty, not HDF5)."""
 
 
+#: The journals open in this process, by real path: a second open takes over (below).
+_OPEN_HERE: dict[str, "weakref.ref[Journal]"] = {}
+_OPEN_HERE_LOCK = threading.RLock()  # re-entrant: a finaliser may run while it is held
+
+
 class Journal:
     """A durable record of completed task results, keyed by task key.
 
@@ -309,6 +317,10 @@ class Journal:
 
     Notes
     -----
+    Opening a journal that another ``Journal`` object of this same process still holds
+    takes it over: the earlier object is closed without consolidation, exactly as if
+    its process had been killed, so that there is never more than one writer.
+
     The coordinator keeps an index of the completed keys in memory (about 100 bytes a
     key); results stay on disk until :meth:`get` reads them. See the module docstring
     for the layout and for why a kill at any instant loses nothing that
@@ -344,7 +356,16 @@ class Journal:
         except OSError as exc:
             raise InputError(f"cannot create the journal's segment folder ({exc.strerror})",
                              path=str(self.segment_dir)) from None
-        self._lock()
+        self._real_path = os.path.realpath(self.path)
+        with _OPEN_HERE_LOCK:
+            earlier_ref = _OPEN_HERE.get(self._real_path)
+            earlier = earlier_ref() if earlier_ref is not None else None
+            if earlier is not None and not earlier._closed:
+                log.warning("journal %s opened again in this process: the earlier Journal object is closed "
+                            "without consolidation, as after a crash", self.path)
+                earlier._abandon()
+            self._lock()
+            _OPEN_HERE[self._real_path] = weakref.ref(self)
         try:
             self._recover()
         except BaseException:
@@ -381,6 +402,20 @@ class Journal:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # closing drops the flock
             self._lock_fd = None
+        real_path = getattr(self, "_real_path", None)
+        with _OPEN_HERE_LOCK:
+            ref = _OPEN_HERE.get(real_path) if real_path is not None else None
+            if ref is not None and ref() in (self, None):
+                del _OPEN_HERE[real_path]
+
+    def _abandon(self) -> None:
+        """Let go of the files without consolidating, as a killed process would."""
+        with self._mutex:
+            self._close_sources()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+            self._closed = True
 
     def _recover(self) -> None:
         for leftover in [self.path.with_name(self.path.name + ".tmp"), *self.segment_dir.glob("seg-*.h5.tmp")]:
@@ -656,7 +691,7 @@ class Journal:
 # -- task keys -------------------------------------------------------------------------
 
 
-class TaskKeyError(InputError, TypeError):
+class TaskKeyError(InputError, TypeError, ValueError):
     """A task's arguments cannot be pickled deterministically, so it has no stable key."""
 
 
@@ -776,7 +811,7 @@ def task_key(fn: Any, args: tuple = (), kwargs: dict | None = None, key: str | N
     Raises
     ------
     TaskKeyError
-        (an ``InputError`` and a ``TypeError``) when the arguments cannot be pickled
+        (an ``InputError``, ``TypeError`` and ``ValueError``) when the arguments cannot be pickled
         deterministically: unpicklable objects (lambdas, open files, locks) or cyclic
         structures. Pass ``key=`` for such tasks.
 

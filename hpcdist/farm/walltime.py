@@ -197,15 +197,26 @@ class Walltime:
         return f"Walltime(end={self.end!r}, margin_s={self.margin_s!r})"
 
 
+class _FlagEvent(threading.Event):
+    """A ``threading.Event`` that a signal handler may mark without taking its lock."""
+
+    def mark(self) -> None:
+        # Only the flag: ``is_set()`` answers True at once. Waking waiters needs the
+        # event's lock, which the interrupted main thread may hold; the helper thread
+        # of DrainSignal calls ``set()`` for that.
+        self._flag = True  # type: ignore[attr-defined]
+
+
 class DrainSignal:
     """Turn ``SIGTERM``/``SIGUSR1`` into a request to drain, without acting inside the handler.
 
-    The Python-level handler only records the signal number and sets flags. The event
-    :attr:`requested` is set by a helper thread woken through ``signal.set_wakeup_fd``:
-    setting a ``threading.Event`` inside a handler could deadlock (the handler runs in
-    the main thread, which may hold the event's lock at that instant), and the wake-up
-    byte is written by the C-level handler at once, even while the main thread sits in
-    a blocking MPI call that delays Python handlers.
+    The Python-level handler only sets flags: the signal number, and the flag of
+    :attr:`requested` (so ``requested.is_set()`` is True as soon as it ran). Waiters on
+    :attr:`requested` are woken by a helper thread through ``signal.set_wakeup_fd``:
+    calling ``Event.set()`` inside a handler could deadlock (the handler runs in the
+    main thread, which may hold the event's lock at that instant), and the wake-up byte
+    is written by the C-level handler at once, even while the main thread sits in a
+    blocking MPI call that delays Python handlers.
 
     Parameters
     ----------
@@ -231,11 +242,12 @@ class DrainSignal:
 
     def __init__(self, signals: Iterable[int] = (signal.SIGTERM, signal.SIGUSR1)) -> None:
         self.signals = tuple(signal.Signals(s) for s in signals)
-        self.requested = threading.Event()
+        self.requested: threading.Event = _FlagEvent()
         self.signum: int | None = None
         self.count = 0
         self._previous: dict[int, Any] = {}
         self._previous_wakeup_fd = -1
+        self._wakeup_set = False
         self._pipe: tuple[int, int] | None = None
         self._watcher: threading.Thread | None = None
         self._installed = False
@@ -244,6 +256,7 @@ class DrainSignal:
         # Flags only: see the class docstring.
         self.signum = signum
         self.count += 1
+        self.requested.mark()  # type: ignore[attr-defined]
 
     def _watch(self, read_fd: int, forward_fd: int) -> None:
         while True:
@@ -280,6 +293,7 @@ class DrainSignal:
         os.set_blocking(write_fd, False)  # the C handler must never block on a full pipe
         try:
             self._previous_wakeup_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+            self._wakeup_set = True
             for s in self.signals:
                 self._previous[s] = signal.signal(s, self._handler)
         except BaseException:
@@ -298,9 +312,10 @@ class DrainSignal:
         for s, previous in self._previous.items():
             signal.signal(s, previous if previous is not None else signal.SIG_DFL)
         self._previous.clear()
-        if self._previous_wakeup_fd != -1 or self._pipe is not None:
+        if self._wakeup_set:
             signal.set_wakeup_fd(self._previous_wakeup_fd)
             self._previous_wakeup_fd = -1
+            self._wakeup_set = False
 
     def restore(self) -> None:
         """Put the previous handlers back and stop the helper thread; idempotent."""

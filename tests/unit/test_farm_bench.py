@@ -33,7 +33,8 @@ def test_ratios_use_medians_and_targets_say_met_or_not():
     assert set(by_name) == {"noop_throughput", "round_trip", "idle_coordinator_cpu"}
     assert by_name["noop_throughput"]["ratio"] == pytest.approx(12.0) and by_name["noop_throughput"]["met"] == "yes"
     assert by_name["round_trip"]["ratio"] == pytest.approx(50.0) and by_name["round_trip"]["met"] == "no"
-    assert by_name["idle_coordinator_cpu"]["ratio"] == pytest.approx(0.001) and by_name["idle_coordinator_cpu"]["met"] == "yes"
+    idle = by_name["idle_coordinator_cpu"]
+    assert idle["ratio"] == pytest.approx(0.001) and idle["met"] == "yes"
 
 
 def test_missing_farm_rows_are_not_measured_with_the_reason():
@@ -59,7 +60,9 @@ def test_table_and_number_checks():
     assert "| 12 | >= 10 | yes |" in table
     assert check_report(report) == []
     report["config"]["bad"] = [1.0, math.inf, 0, True]
-    assert check_report(report) == ["report.config.bad[1]: inf", "report.config.bad[2]: 0", "report.config.bad[3]: a boolean"]
+    assert check_report(report) == [
+        "report.config.bad[1]: inf", "report.config.bad[2]: 0", "report.config.bad[3]: a boolean",
+    ]
 
 
 def test_every_measurement_is_registered_and_the_default_output_is_dated():

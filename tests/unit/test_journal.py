@@ -157,9 +157,7 @@ def test_small_segments_are_merged_without_reviving_older_results(tmp_path, monk
     assert journal.get("a") == 108 and journal.get("b0") == 0 and journal.get("b8") == 8
     assert isinstance(journal.get("k"), np.ndarray), "the merge revived the older result of k"
     assert journal.keys() == ["k", "a", *[f"b{b}" for b in range(9)]]
-    journal._close_sources()  # a crash: no consolidation
-    journal._release()
-    with Journal(str(tmp_path / "run.h5")) as reopened:
+    with Journal(str(tmp_path / "run.h5")) as reopened:  # takes over, as after a crash: no consolidation
         assert reopened.get("a") == 108 and isinstance(reopened.get("k"), np.ndarray)
         assert sorted(reopened.keys()) == sorted(["k", "a", *[f"b{b}" for b in range(9)]])
 
@@ -299,12 +297,33 @@ def test_a_journal_from_a_newer_layout_is_refused(tmp_path):
         Journal(str(path))
 
 
-def test_a_journal_open_elsewhere_is_refused(tmp_path):
+def test_a_journal_open_in_another_process_is_refused(tmp_path):
     path = str(tmp_path / "run.h5")
-    with Journal(path):
+    code = f"from hpcdist.farm.journal import Journal; j = Journal({path!r}); print('open', flush=True); input()"
+    holder = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
         with pytest.raises(InputError, match="open in another process"):
             Journal(path)
-    Journal(path).close()  # released on close
+    finally:
+        holder.communicate("\n", timeout=30)
+    Journal(path).close()  # released when that process ended
+
+
+def test_reopening_in_the_same_process_takes_over_as_after_a_crash(tmp_path):
+    path = str(tmp_path / "run.h5")
+    first = Journal(path)
+    first.record_many([("a", 1)])
+    second = Journal(path)  # `first` is never closed: as if its process had died
+    assert second.get("a") == 1
+    with pytest.raises(ValueError, match="closed"):
+        first.record_many([("b", 2)])
+    second.record_many([("b", 2)])
+    second.close()
+    first.close()  # harmless
+    with Journal(path) as third:
+        assert third.keys() == ["a", "b"]
 
 
 def test_bad_keys_and_closed_journals(tmp_path):
@@ -362,7 +381,9 @@ def test_arrays_count_by_dtype_shape_and_bytes():
     b = a.copy()
     b[5] = 7
     assert task_key(square, (a,)) != task_key(square, (b,))
-    assert task_key(square, (np.array([1, "x"], dtype=object),)) == task_key(square, (np.array([1, "x"], dtype=object),))
+    objects = np.array([1, "x"], dtype=object)
+    assert task_key(square, (objects,)) == task_key(square, (objects.copy(),))
+    assert task_key(square, (objects,)) != task_key(square, (np.array([1, "y"], dtype=object),))
 
 
 def test_shared_and_copied_arguments_agree_and_sets_are_ordered():

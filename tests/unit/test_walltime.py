@@ -108,6 +108,7 @@ def test_a_drain_signal_sets_the_flag_and_the_process_survives(signum):
     try:
         assert not drain.requested.is_set() and drain.signum is None
         os.kill(os.getpid(), signum)
+        assert drain.requested.is_set(), "the handler marks the flag at once"
         assert drain.requested.wait(timeout=5)
         assert drain.signum == signum and drain.count >= 1
     finally:
