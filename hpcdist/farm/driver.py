@@ -61,6 +61,7 @@ class Engine:
         spin_s: float = 0.0003,
         drain_event: threading.Event | None = None,
         on_drain: Callable[[], Any] | None = None,
+        drain_grace_s: float | None = None,
     ) -> None:
         self.scheduler = scheduler
         self.transport = transport
@@ -71,6 +72,7 @@ class Engine:
         self.spin_s = spin_s
         self.drain_event = drain_event
         self.on_drain = on_drain
+        self.drain_grace_s = drain_grace_s
         self.lock = threading.RLock()
         self.inbox: deque[Any] = deque()
         self.lost: set[int] = set()
@@ -114,7 +116,7 @@ class Engine:
                 from hpcdist.farm.scheduler import DrainAll
 
                 self._drain_posted = True
-                events.append(DrainAll(now))
+                events.append(DrainAll(now, self.drain_grace_s))
             for w in self.scheduler.workers.values():
                 if w.suspect and not w.lost and self.transport.alive(w.rank):
                     events.append(Alive(w.rank, now))

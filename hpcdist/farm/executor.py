@@ -20,12 +20,12 @@ import os
 import sys
 import threading
 import time
-from collections import deque
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from hpcdist.farm.driver import Engine
+from hpcdist.farm.mapping import MapIterator
 from hpcdist.farm.requirements import NO_REQUIREMENTS, Requirements
-from hpcdist.farm.runner import ChunkCall, Validated
+from hpcdist.farm.runner import Validated
 from hpcdist.farm.scheduler import Cancel, Drain, Resolve, Scheduler, Submit, WorkerInfo, WorkerJoined
 from hpcdist.farm.strategies import Strategy, make_strategy
 from hpcdist.farm.tasks import Task, TaskInfo, TaskStatus, function_name
@@ -123,6 +123,10 @@ class Farm(cf.Executor):
         True means ``SIGTERM`` only (what Slurm sends at the time limit): MPICH sends
         ``SIGUSR1`` to the survivors when a rank dies, which must not drain the farm.
         Pass ``(signal.SIGTERM, signal.SIGUSR1)`` for ``sbatch --signal=USR1@60``.
+    drain_timeout : float, optional
+        Seconds a drain lets running tasks finish (default 5); then they are cancelled
+        and left for the rerun (not counted as retries). None waits for them however
+        long they take.
     environ : mapping, optional
         Environment for the settings (tests).
 
@@ -152,6 +156,7 @@ class Farm(cf.Executor):
         max_in_flight: int | None = None,
         walltime_margin: float = 30.0,
         drain_signals: "bool | tuple[int, ...]" = True,
+        drain_timeout: float | None = 5.0,
         history: int = 100_000,
         environ: dict[str, str] | None = None,
     ) -> None:
@@ -167,10 +172,15 @@ class Farm(cf.Executor):
         self._capabilities = capabilities
         self._max_in_flight = max_in_flight
         self._drain_signals = drain_signals
+        self._drain_timeout = drain_timeout
         self._history = history
         self._environ = environ
         self._ids = itertools.count()
         self._futures: dict[int, TaskFuture] = {}
+        self._item_keys: dict[int, list[str]] = {}  # journal keys of a map chunk's items, by task id
+        #: Tasks (and map items) answered from the journal without running, on this farm.
+        self.skipped = 0
+        self._item_seconds: dict[str, float] = {}  # map: seconds per item of each function (EWMA)
         self._entered = False
         self._closed = False
         self._shutdown_done = False
@@ -231,7 +241,7 @@ class Farm(cf.Executor):
             self.journal = _open_journal(self._journal_path)
         drain_event = self._drain_signal.requested if self._drain_signal is not None else None
         self.engine = Engine(self.scheduler, transport, self._on_resolve, tick_s=min(0.01, s.heartbeat_interval / 4),
-                             drain_event=drain_event)
+                             drain_event=drain_event, drain_grace_s=self._drain_timeout)
         self.engine.start()
 
     def _deadline(self, now: float) -> tuple[float | None, float]:
@@ -288,9 +298,9 @@ class Farm(cf.Executor):
             self.ctx.close()
         if code is not None:
             sys.stdout.flush()
-            raise SystemExit(code)
+            raise _collective_exit(code)
         if exc_type is not None and issubclass(exc_type, DrainRequested):
-            raise SystemExit(_exit_requeue())
+            raise _collective_exit(_exit_requeue())
         return False
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -312,11 +322,13 @@ class Farm(cf.Executor):
         self.engine.wait_until(lambda: self.scheduler.idle and not self.engine.inbox)
         self.engine.stop()
         self._shutdown_done = True
+        if self.journal is not None:
+            # Before the workers are released: once they exit (a drain's EXIT_REQUEUE may
+            # abort the job under `hpcdist exec`), this rank may be gone at any moment.
+            self.journal.close()
         payload: dict[str, Any] = {"code": _exit_requeue() if self.engine.drained else None,
                                    "lost": bool(self.engine.lost)}
         self._send_shutdown(payload)
-        if self.journal is not None:
-            self.journal.close()
 
     def _send_shutdown(self, payload: dict[str, Any]) -> None:
         if self.engine is None:
@@ -369,16 +381,23 @@ class Farm(cf.Executor):
     def _submit_payload(self, payload: tuple, fn_name: str, *, priority: int = 0, requires: Requirements | None = None,
                         timeout: float | None = _UNSET, retries: int | None = None, key: str | None = None,
                         after: Sequence[cf.Future] = (), expected_s: float | None = None,
-                        journal_fn: Any = None, journal_args: Any = None) -> TaskFuture:
+                        journal_fn: Any = None, journal_args: Any = None,
+                        item_keys: list[str] | None = None) -> TaskFuture:
+        """Queue one task. With a journal, a task of ``journal_fn(*journal_args)`` gets its key
+        and is answered from the journal when done before; a map chunk passes ``item_keys``
+        instead (one per item of its result list), recorded item by item."""
         task_id = next(self._ids)
-        if self.journal is not None and not after:
+        if self.journal is not None and not after and item_keys is None:
             from hpcdist.farm.journal import task_key
 
             key = task_key(journal_fn, journal_args[0], journal_args[1], key)
             if key in self.journal:
                 fut = TaskFuture(self, task_id, key)
                 fut.set_result(self.journal.get(key))
+                self.skipped += 1
                 return fut
+        if item_keys is not None and self.journal is not None:
+            self._item_keys[task_id] = item_keys
         fut = TaskFuture(self, task_id, key)
         known: dict[int, tuple[TaskStatus, Any]] = {}
         dep_ids = []
@@ -410,7 +429,15 @@ class Farm(cf.Executor):
 
     def _on_resolve(self, resolves: list[Resolve]) -> None:
         if self.journal is not None:
-            done = [(r.task.key, r.value) for r in resolves if r.status == TaskStatus.COMPLETED and r.task.key is not None]
+            done = []
+            for r in resolves:
+                item_keys = self._item_keys.pop(r.task.id, None)
+                if r.status != TaskStatus.COMPLETED:
+                    continue
+                if item_keys is not None:
+                    done.extend(zip(item_keys, r.value))  # a map chunk: one record per item
+                elif r.task.key is not None:
+                    done.append((r.task.key, r.value))
             if done:
                 self.journal.record_many(done)  # durable before any future says "done"
         for r in resolves:
@@ -472,14 +499,23 @@ class Farm(cf.Executor):
         Parameters
         ----------
         chunksize : int, optional
-            Items per task. None batches automatically: about 2 ms of work per task,
-            measured as the map runs (tiny functions get big chunks, long ones one item).
+            Items per task. None batches automatically: a probe of one single-item
+            task per worker, then about 10 ms of work per task, measured as the map
+            runs (tiny functions get big chunks, long ones one item). The iterator
+            reports what it sent: ``n_chunks``, ``n_items``, ``chunk_sizes``.
         ordered : bool
             Yield in input order (True) or as results arrive (False).
         timeout : float, optional
             Seconds, from the call, after which waiting for a result raises ``TimeoutError``.
         progress : bool, optional
             A tqdm bar (default: the farm's ``progress``, else when stderr is a terminal).
+
+        Notes
+        -----
+        With a journal every item is journaled under its own key, the key
+        ``submit(fn, item)`` would get (``fn, *item`` for several iterables), whatever
+        the chunking: a rerun skips exactly the items done (``skipped`` on the iterator
+        and on the farm counts them), with any ``chunksize``.
         """
         self._check_open()
         if chunksize is not None and chunksize < 1:
@@ -490,7 +526,7 @@ class Farm(cf.Executor):
         if not star and hasattr(iterables[0], "__len__"):
             total = len(iterables[0])  # type: ignore[arg-type]
         show = self.progress if progress is None else progress
-        return _MapIterator(self, fn, items, star, chunksize, ordered, timeout, show, total, priority, submit_kw)
+        return MapIterator(self, fn, items, star, chunksize, ordered, timeout, show, total, priority, submit_kw)
 
     def ensemble(self, fns: Sequence[Callable[..., Any]], *args: Any, aggregate: Any = "all",
                  weights: Sequence[float] | None = None, validate: Callable[[Any], Any] | None = None,
@@ -534,128 +570,6 @@ def _deferred_to_submit(ev: _DeferredSubmit, now: float) -> Submit:
     return Submit(ev.task, now, known)
 
 
-class _MapIterator:
-    """Feeds :meth:`Farm.map`: a bounded window of chunk tasks, refilled as results are taken."""
-
-    TARGET_CHUNK_S = 0.002
-    MAX_CHUNK = 8192
-
-    def __init__(self, farm: Farm, fn: Callable[..., Any], items: Iterator[Any], star: bool, chunksize: int | None,
-                 ordered: bool, timeout: float | None, show: bool | None, total: int | None, priority: int,
-                 submit_kw: dict[str, Any]) -> None:
-        self.farm = farm
-        self.call = ChunkCall(fn, star)
-        self.fn_name = function_name(fn)
-        self.items = items
-        self.fixed = chunksize
-        self.chunk = chunksize or 1
-        self.ordered = ordered
-        self.deadline = None if timeout is None else time.monotonic() + timeout
-        self.priority = priority
-        self.submit_kw = submit_kw
-        self.window: deque[tuple[TaskFuture, int]] = deque()
-        self.done_q: deque[TaskFuture] = deque()
-        self.exhausted = False
-        self.ready: deque[Any] = deque()
-        self.per_item: float | None = None
-        self.bar = _progress_bar(show, total)
-        self.in_flight_items = 0
-        self._fill()
-
-    def _max_chunks(self) -> int:
-        # Enough to fill every worker's queue twice over: workers never wait for the next chunk.
-        return 2 * sum(w.capacity for w in self.farm.scheduler.workers.values() if not w.lost) + 4
-
-    def _fill(self) -> None:
-        limit = self._max_chunks()
-        while not self.exhausted and len(self.window) < limit:
-            chunk = list(itertools.islice(self.items, self.chunk))
-            if not chunk:
-                self.exhausted = True
-                break
-            fut = self.farm._submit_payload((self.call, (chunk,), {}), self.fn_name, priority=self.priority,
-                                            journal_fn=self.call, journal_args=((chunk,), {}), **self.submit_kw)
-            if not self.ordered:
-                fut.add_done_callback(self.done_q.append)
-            self.window.append((fut, len(chunk)))
-
-    def _learn(self, fut: TaskFuture, n: int) -> None:
-        if self.fixed is not None or fut.elapsed is None or n == 0:
-            return
-        per = fut.elapsed / n
-        self.per_item = per if self.per_item is None else 0.7 * self.per_item + 0.3 * per
-        self.chunk = max(1, min(self.MAX_CHUNK, int(self.TARGET_CHUNK_S / max(self.per_item, 1e-8))))
-
-    def __iter__(self) -> "_MapIterator":
-        return self
-
-    def _timeout_left(self) -> float | None:
-        if self.deadline is None:
-            return None
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise cf.TimeoutError("map: results did not come in time")
-        return left
-
-    def __next__(self) -> Any:
-        if self.ready:
-            return self.ready.popleft()
-        if not self.window:
-            self._close_bar()
-            raise StopIteration
-        try:
-            if self.ordered:
-                fut, n = self.window.popleft()
-                values = fut.result(timeout=self._timeout_left())
-            else:
-                if not self.done_q:
-                    left = self._timeout_left()
-                    if not self.farm.engine.wait_until(lambda: bool(self.done_q), left):  # type: ignore[union-attr]
-                        raise cf.TimeoutError("map: results did not come in time")
-                fut = self.done_q.popleft()
-                n = next(k for f, k in self.window if f is fut)
-                self.window.remove((fut, n))
-                values = fut.result()
-        except BaseException:
-            self.close()
-            raise
-        self._learn(fut, n)
-        if self.bar is not None:
-            self.bar.update(n)
-        self._fill()
-        self.ready.extend(values)
-        return self.ready.popleft() if self.ready else self.__next__()
-
-    def close(self) -> None:
-        for fut, _ in self.window:
-            fut.cancel()
-        self.window.clear()
-        self._close_bar()
-
-    def _close_bar(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - best effort at garbage collection
-            pass
-
-
-def _progress_bar(show: bool | None, total: int | None) -> Any:
-    if show is None:
-        show = sys.stderr.isatty()
-    if not show:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, unit="item", dynamic_ncols=True)
-
-
 def _open_journal(path: str) -> Any:
     try:
         from hpcdist.farm.journal import Journal
@@ -670,6 +584,17 @@ def _exit_requeue() -> int:
     except ImportError:
         return 75
     return int(EXIT_REQUEUE)
+
+
+def _collective_exit(code: int) -> SystemExit:
+    """A ``SystemExit`` that every rank of the farm raises with the same code (a drain).
+
+    Marked ``collective`` like :class:`~hpcdist.runtime.errors.HpcdistError`: it is not
+    one rank failing alone, so a guard need not abort the job over it.
+    """
+    exc = SystemExit(code)
+    exc.collective = True  # type: ignore[attr-defined]
+    return exc
 
 
 _skip_registered = False

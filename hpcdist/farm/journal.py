@@ -64,6 +64,7 @@ import pickle
 import threading
 import types
 import weakref
+import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterable
@@ -87,6 +88,8 @@ _PICKLE, _ARRAY = 0, 1
 _DATASET_KINDS = frozenset("biufc")
 #: A store's blob up to this size is read into memory once instead of slice by slice.
 _BLOB_CACHE_BYTES = 64 << 20
+#: Seconds to wait for the lock of a journal that another (maybe dying) process holds.
+LOCK_WAIT_S = 3.0
 #: Open segment files kept for reads of records written in this session.
 _OPEN_SEGMENTS = 8
 #: Consolidation writes the new blob in pieces of this size.
@@ -387,8 +390,18 @@ class Journal:
         import fcntl
 
         self._lock_fd = os.open(self.segment_dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        # A job requeued right after a kill may start while the killed ranks are still
+        # being reaped and hold the lock for a moment: wait a little before refusing.
+        deadline = time.monotonic() + LOCK_WAIT_S
         try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            while True:
+                try:
+                    fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.05)
         except BlockingIOError:
             os.close(self._lock_fd)
             self._lock_fd = None

@@ -153,9 +153,15 @@ class Drain:
 
 @dataclass
 class DrainAll:
-    """Stop handing out work (a drain signal); pending tasks end with DrainRequested once idle."""
+    """Stop handing out work (a drain signal); pending tasks end with DrainRequested once idle.
+
+    Running tasks may finish for ``grace_s`` seconds (None: as long as they take); then
+    they are cancelled on their workers and returned to the queue, not counted as retries
+    (a rerun of the job runs them again).
+    """
 
     now: float
+    grace_s: float | None = None
 
 
 @dataclass
@@ -349,6 +355,7 @@ class Scheduler:
         self.history_size = history
         self.fn_ewma: dict[str, float] = {}
         self.draining = False
+        self._drain_deadline: float | None = None
         self._drained_sent = False
         self._ready: list[tuple[int, int, Task]] = []
         self._delayed: list[tuple[float, int, Task]] = []
@@ -493,6 +500,8 @@ class Scheduler:
 
     def _on_Tick(self, ev: Tick, actions: list) -> None:
         now = ev.now
+        if self.draining:
+            self._drain_check(now, actions)
         while self._delayed and self._delayed[0][0] <= now:
             _, _, task = heapq.heappop(self._delayed)
             if task.status == TaskStatus.PENDING and task.id in self.tasks:
@@ -531,10 +540,33 @@ class Scheduler:
                 self._check_possible(task, ev.now, actions)
 
     def _on_DrainAll(self, ev: DrainAll, actions: list) -> None:
+        if self.draining:
+            return
         self.draining = True
+        if ev.grace_s is not None:
+            self._drain_deadline = ev.now + max(0.0, ev.grace_s)
         for w in self.workers.values():
             if not w.lost:
                 self._give_back_queued(w, ev.now, actions)
+        self._drain_check(ev.now, actions)
+
+    def _drain_check(self, now: float, actions: list) -> None:
+        """Past the drain's grace period: cancel the tasks still running and take them back."""
+        if self._drain_deadline is None or now < self._drain_deadline or self._drained_sent:
+            return
+        for w in self.workers.values():
+            if w.lost or not w.running:
+                continue
+            back = []
+            for task_id in list(w.running):
+                task = self.tasks.get(task_id)
+                if task is not None and task.status == TaskStatus.RUNNING and task.worker == w.rank:
+                    self.n_running -= 1
+                    self._retry(task, now, counted=False)
+                    back.append(task_id)
+            # The slots stay taken until the worker reports the tasks ended (as for a user's cancel).
+            if back:
+                actions.append(SendCancel(w.rank, back))
 
     def _on_WorkerLost(self, ev: WorkerLost, actions: list) -> None:
         w = self.workers.get(ev.rank)

@@ -29,8 +29,12 @@ N_WIRE_LIMBS = 4
 
 
 def scale_exponent(max_abs: float) -> int:
-    """The exponent ``e`` with ``max_abs < 2^e`` (so ``|v| * 2^-e < 1`` for every term)."""
-    return math.frexp(max_abs)[1]
+    """The exponent ``e`` with ``max_abs < 2^e`` (so ``|v| * 2^-e < 1`` for every term).
+
+    Clamped at -1022 so that the scale ``2^-e`` stays a finite double for subnormal
+    inputs; the quantum ``2^(e-96)`` is then still finer than the smallest subnormal.
+    """
+    return max(math.frexp(max_abs)[1], -1022)
 
 
 def limbs_value(limbs: Sequence[int]) -> int:

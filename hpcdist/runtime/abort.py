@@ -193,7 +193,8 @@ def run_program(argv: list[str]) -> int:
             runpy.run_path(path, run_name="__main__")
     except SystemExit as exc:
         status = _exit_status(exc)
-        if status:
+        # A collective exit (every rank leaves together, e.g. the farm's drain) needs no abort.
+        if status and not getattr(exc, "collective", False):
             from hpcdist.runtime.comm import MPI, world_rank_and_size
 
             rank, size = world_rank_and_size()

@@ -443,6 +443,28 @@ def test_drain_all_returns_queued_tasks_and_ends_pending_ones():
     assert any(isinstance(x, Drained) for x in acts) and dispatched(acts) == []
 
 
+def test_drain_grace_cancels_running_tasks_and_leaves_them_for_the_rerun():
+    s = make(2, max_in_flight=1)
+    a, b, c = task(), task(), task()
+    for t in (a, b, c):
+        s.handle(Submit(t, 0.0))
+    b_rank = b.worker
+    assert a.worker is not None and b_rank is not None and c.worker is None
+    acts = s.handle(DrainAll(1.0, grace_s=2.0))
+    assert not any(isinstance(x, Drained) for x in acts)
+    acts = s.handle(Tick(2.5))  # within the grace: the running tasks may still finish
+    assert not any(isinstance(x, (Drained, SendCancel)) for x in acts)
+    acts = s.handle(ok(a.worker, a.id, now=2.8))
+    assert resolved(acts)[a.id][0] == TaskStatus.COMPLETED and not any(isinstance(x, Drained) for x in acts)
+    acts = s.handle(Tick(3.1))  # past it: b is cancelled on its worker, and ends not run
+    assert any(isinstance(x, SendCancel) and x.task_ids == [b.id] for x in acts)
+    res = resolved(acts)
+    assert isinstance(res[b.id][1], DrainRequested) and isinstance(res[c.id][1], DrainRequested)
+    assert b.errors_used == 0 and any(isinstance(x, Drained) for x in acts)
+    acts = s.handle(Results(b_rank, [(b.id, "cancelled", None, None)], 3.2))
+    assert dispatched(acts) == [] and resolved(acts) == {}  # its late report changes nothing
+
+
 def test_history_is_bounded_and_status_queries():
     s = make(1, history=3)
     ts = [task() for _ in range(5)]
