@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["NAME", "spmv_csr", "scale_by", "pagerank_update", "pagerank_step", "fixed_point_limbs", "max_abs"]
+__all__ = ["NAME", "spmv_csr", "make_pull", "scale_by", "pagerank_update", "pagerank_step", "fixed_point_limbs",
+           "max_abs"]
 
 NAME = "numpy"
 
@@ -37,6 +38,31 @@ def spmv_csr(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray | None, x
 
         m = sp.csr_matrix((data, indices, indptr), shape=(n_rows, x.shape[0]))
     out[:] = m @ x
+
+
+class PlainPull:
+    """:func:`spmv_csr` on a fixed CSR, as a plan: ``plan(x, out)``."""
+
+    name = "plain"
+
+    def __init__(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray | None) -> None:
+        self.indptr, self.indices, self.data = indptr, indices, data
+
+    def describe(self) -> str:
+        return "plain CSR pull"
+
+    def __call__(self, x: np.ndarray, out: np.ndarray) -> None:
+        spmv_csr(self.indptr, self.indices, self.data, x, out)
+
+
+def make_pull(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray | None, col_keys: np.ndarray) -> PlainPull:
+    """The pull ``out = A x`` of a fixed local CSR as a plan, ``plan(x, out)``.
+
+    Backends may repack the CSR for speed (the numba one blocks the columns by
+    ``col_keys``, the summation key of each column) but never change a row's summation
+    order; the reference keeps the CSR as it is.
+    """
+    return PlainPull(indptr, indices, data)
 
 
 def scale_by(x: np.ndarray, factor: np.ndarray, out: np.ndarray) -> None:

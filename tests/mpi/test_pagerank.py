@@ -243,3 +243,29 @@ def test_values_past_the_fixed_point_bound_fall_back_and_stay_identical(comm):
             assert np.abs(values - np.array([expected[v] for v in range(40)])).sum() < 1e-10
             bits.add(digest(values))
     assert len(bits) == 1
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("name", ["p2p-Gnutella08", "nx-les-miserables"])
+def test_blocked_pull_is_bit_identical_on_every_rank_count(comm, name, monkeypatch):
+    """The numba backend's blocked pull (forced on here, with many small column blocks)
+    gives the 1-rank numpy reference's bits on every partitioner and rank count."""
+    from hpcdist.kernels import numba_cpu
+
+    if name in REAL and not GRAPHS.is_dir():
+        pytest.skip(f"{GRAPHS} not present")
+    G = REAL[name]() if name in REAL else BUILTIN[name]()
+    kwargs = dict(tol=TOL, max_iter=1000)
+    ref_bits = digest(on_rank0(comm, lambda: serial_reference(G, **kwargs)))
+    monkeypatch.setattr(numba_cpu, "BLOCKED_MIN_EDGES", 0)
+    for part, block_cols in (("block", 5), ("hash", 64), ("metis", 1000)):
+        monkeypatch.setattr(numba_cpu, "BLOCK_COLS", block_cols)
+        g, _ = distribute(comm, G, part)
+        with g:
+            r = pagerank(g, backend="numba", **kwargs)
+            assert r.params["pull"].startswith("blocked"), r.params["pull"]
+            assert r.converged
+            assert digest(gathered(comm, r)) == ref_bits, f"blocked/{part} at {comm.size} ranks differs from 1 rank"
+            again = pagerank(g, backend="numba", **kwargs)  # the plan is cached on the graph and reused
+            assert again.params["pull_plan_seconds"] == 0.0
+            assert digest(gathered(comm, again)) == ref_bits
