@@ -400,14 +400,24 @@ _P_LINE = re.compile(rb"^\s*p\s+(\S+)\s+(\d+)\s+(\d+)\s*$")
 
 def _finish_dimacs(path: str, comm: "MPI.Intracomm", parsed: textparse.ParsedLines, chunk: bytes,
                    first_line: int, all_p: list, m_total: int, weights: np.ndarray | None) -> EdgeList:
+    from hpcdist.runtime.comm import MPI
+
     rank, size = comm.Get_rank(), comm.Get_size()
+    # 0-based line of the first arc in the whole file (its 'p' line must come before it).
+    mine = first_line + textparse.line_of_edge(chunk, 0, textparse.MODE_DIMACS) if parsed.src.shape[0] else -1
+    first_arc = comm.allreduce(mine if mine >= 0 else np.iinfo(np.int64).max, op=MPI.MIN)
     with collective(comm):
         if not all_p:
             raise InputError("no problem line ('p sp N M')", path=path)
         p_line, p_text = all_p[0]
         match = _P_LINE.match(p_text.rstrip(b"\r"))
-        if not match:
+        if not match or match.group(1) != b"sp":
             raise InputError("unparsable problem line (expected 'p sp N M')", path=path, line=p_line + 1)
+        if len(all_p) > 1:
+            raise InputError("a second problem line ('p sp N M' may appear once)", path=path, line=all_p[1][0] + 1)
+        if first_arc < p_line:
+            raise InputError("an arc before the problem line ('p sp N M' must come first)", path=path,
+                             line=int(first_arc) + 1)
         n, m = int(match.group(2)), int(match.group(3))
         if m != m_total:
             raise InputError(f"the problem line says {m} arcs but the file has {m_total}", path=path, line=p_line + 1)

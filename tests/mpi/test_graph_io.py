@@ -209,6 +209,9 @@ BAD_FILES = [
     ("gr_range.gr", 4, "outside 1..4"),
     ("gr_nan.gr", 4, "NaN weight"),
     ("gr_no_p.gr", None, "no problem line"),
+    ("gr_arc_before_p.gr", 2, "an arc before the problem line"),
+    ("gr_two_p.gr", 4, "a second problem line"),
+    ("gr_not_sp.gr", 2, "unparsable problem line"),
     ("does-not-exist.txt", None, "no such file"),
     ("bad_gzip.txt.gz", None, "not a readable gzip file"),
 ]
