@@ -62,9 +62,9 @@ import io
 import os
 import pickle
 import threading
+import time
 import types
 import weakref
-import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterable
