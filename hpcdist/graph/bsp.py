@@ -23,7 +23,7 @@ from hpcdist.runtime.logs import get_logger
 if TYPE_CHECKING:
     from hpcdist.graph.distgraph import DistGraph
 
-__all__ = ["LocalStep", "VertexProgram", "SuperstepMetrics", "BSPRun", "run_bsp", "SuperstepHook"]
+__all__ = ["LocalStep", "VertexProgram", "SuperstepMetrics", "BSPRun", "Resume", "run_bsp", "SuperstepHook"]
 
 log = get_logger(__name__)
 
@@ -71,11 +71,39 @@ class VertexProgram(Protocol):
         """Take the global values; prepare the next superstep; True when converged."""
 
     def state(self) -> dict[str, np.ndarray]:
-        """Per-rank arrays that a checkpoint needs to resume after this superstep."""
+        """Per-vertex arrays (length ``n_owned``, owned order) a checkpoint needs to resume
+        after this superstep. Stored by global vertex id, so any rank count can restore them."""
+
+    def scalars(self) -> dict[str, float | int]:
+        """Global values (equal on every rank, JSON-able) that complete :meth:`state`."""
+
+    def restore(self, state: dict[str, np.ndarray], scalars: dict[str, float | int]) -> None:
+        """Take back what :meth:`state` and :meth:`scalars` gave (arrays in this rank's
+        owned order, perhaps written by another rank count) and prepare the next superstep."""
 
 
-#: ``hook(superstep, state)`` called on every rank after each superstep.
-SuperstepHook = Callable[[int, dict], None]
+@dataclass
+class Resume:
+    """Where a resumed run picks up: the superstep that completed last and its state.
+
+    Attributes
+    ----------
+    superstep : int
+        The loop continues at ``superstep + 1``.
+    state : dict of str to numpy.ndarray
+        Per-vertex arrays of the owned vertices (see :meth:`VertexProgram.state`).
+    scalars : dict
+        See :meth:`VertexProgram.scalars`.
+    """
+
+    superstep: int
+    state: dict[str, np.ndarray]
+    scalars: dict[str, float | int]
+
+
+#: ``hook(superstep, program)`` called on every rank after each superstep (checkpoints,
+#: fault injection, signals). It may raise to end the run; every rank must then raise.
+SuperstepHook = Callable[[int, "VertexProgram"], None]
 
 
 @dataclass
@@ -98,6 +126,7 @@ class BSPRun:
     converged: bool
     seconds: float
     metrics: list[SuperstepMetrics] = field(default_factory=list)
+    resumed_from: int | None = None
 
     def metrics_dicts(self) -> list[dict]:
         return [asdict(m) for m in self.metrics]
@@ -118,6 +147,7 @@ def run_bsp(
     kernels: ModuleType,
     progress: bool = False,
     on_superstep: SuperstepHook | None = None,
+    resume: Resume | None = None,
 ) -> BSPRun:
     """Run ``program`` on ``graph`` until it converges or ``max_supersteps`` pass.
 
@@ -133,13 +163,17 @@ def run_bsp(
     progress : bool
         Show a progress bar on rank 0 (tqdm, on stderr).
     on_superstep : callable, optional
-        ``hook(superstep, program.state())`` after every superstep, on every rank: the
-        place for checkpoints.
+        ``hook(superstep, program)`` after every superstep, on every rank: the place for
+        checkpoints (it reads ``program.state()`` and ``program.scalars()``).
+    resume : Resume, optional
+        Restore the program from a checkpoint and continue after ``resume.superstep``;
+        the result equals an uninterrupted run's. Superstep numbers (and
+        ``max_supersteps``) count from the start of the original run.
 
     Returns
     -------
     BSPRun
-        Supersteps run, whether the program converged, the wall time of the loop
+        Supersteps run (counting those before a resume), whether the program converged, the wall time of the loop
         (slowest rank) and per-superstep metrics.
     """
     from hpcdist.runtime.comm import MPI
@@ -154,9 +188,12 @@ def run_bsp(
     converged = False
     comm.Barrier()
     t_start = time.perf_counter()
-    step = 0
+    first = 0
+    if resume is not None:
+        program.restore(resume.state, resume.scalars)
+        first = resume.superstep + 1
     try:
-        for step in range(max_supersteps):
+        for step in range(first, max_supersteps):
             t0 = time.perf_counter()
             values = program.exchange_values(step)
             sent = 0
@@ -184,11 +221,12 @@ def run_bsp(
             if comm.Get_rank() == 0:
                 log.debug("%s superstep %d: active %d, %.3f ms", program.name, step, m.active, 1e3 * (t3 - t0))
             if on_superstep is not None:
-                on_superstep(step, program.state())
+                on_superstep(step, program)
             if converged:
                 break
     finally:
         if bar is not None:
             bar.close()
     seconds = comm.allreduce(time.perf_counter() - t_start, op=MPI.MAX)
-    return BSPRun(supersteps=len(metrics), converged=converged, seconds=float(seconds), metrics=metrics)
+    return BSPRun(supersteps=first + len(metrics), converged=converged, seconds=float(seconds), metrics=metrics,
+                  resumed_from=None if resume is None else resume.superstep)

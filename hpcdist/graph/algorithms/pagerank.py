@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
-from hpcdist.graph.bsp import LocalStep, SuperstepHook, run_bsp
+from hpcdist.graph.bsp import LocalStep, Resume, SuperstepHook, run_bsp
 from hpcdist.graph.reduce import reproducible_sums
 from hpcdist.graph.results import VertexResult
 from hpcdist.runtime.errors import InputError, collective
@@ -197,7 +197,17 @@ class PageRankProgram:
         return self.err < self.graph.n_vertices * self.tol
 
     def state(self) -> dict[str, np.ndarray]:
-        return {"x": self.x, "dangling_mass": np.array([self.dangling_mass])}
+        return {"x": self.x}
+
+    def scalars(self) -> dict[str, float]:
+        # float repr round-trips exactly through JSON, so a resumed run is bit-identical.
+        return {"dangling_mass": float(self.dangling_mass), "err": float(self.err)}
+
+    def restore(self, state: dict[str, np.ndarray], scalars: dict[str, float]) -> None:
+        self.x = np.array(state["x"], dtype=np.float64)
+        self.dangling_mass = float(scalars["dangling_mass"])
+        self.err = float(scalars["err"])
+        self._publish()
 
 
 def pagerank(
@@ -213,6 +223,7 @@ def pagerank(
     backend: "str | Backend | None" = "auto",
     progress: bool = False,
     on_superstep: SuperstepHook | None = None,
+    resume: Resume | None = None,
 ) -> VertexResult:
     """PageRank of every vertex, with the parameters and semantics of ``networkx.pagerank``.
 
@@ -243,7 +254,9 @@ def pagerank(
     progress : bool
         Progress bar on rank 0.
     on_superstep : callable, optional
-        ``hook(superstep, state)`` after each superstep (checkpoints).
+        ``hook(superstep, program)`` after each superstep (checkpoints).
+    resume : Resume, optional
+        Continue from a checkpoint's state (see :class:`hpcdist.graph.bsp.Resume`).
 
     Returns
     -------
@@ -275,7 +288,8 @@ def pagerank(
         nstart=owned(nstart),
         weighted=use_weights,
     )
-    run = run_bsp(graph, program, max_supersteps=max_iter, kernels=kernels, progress=progress, on_superstep=on_superstep)
+    run = run_bsp(graph, program, max_supersteps=max_iter, kernels=kernels, progress=progress, on_superstep=on_superstep,
+                  resume=resume)
     return VertexResult(
         graph=graph,
         values=program.x.copy(),
