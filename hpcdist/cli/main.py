@@ -54,6 +54,7 @@ COMMANDS = (
     ("partition", "partition"),
     ("graph", "graph"),
     ("farm-bench", "farm_bench"),
+    ("checkpoint", "checkpoint"),
 )
 
 
