@@ -1,22 +1,28 @@
 """``hpcdist graph ALGORITHM``: run a graph algorithm on a partitioned graph.
 
-One sub-command per algorithm (``pagerank`` now; ``bfs``, ``cc``, ``sssp`` join the
-table :data:`ALGORITHMS`). Options are checked inside ``run`` rather than by argparse
+One sub-command per algorithm (``pagerank``, ``bfs``, ``cc``, ``sssp``; the table
+:data:`ALGORITHMS`). Options are checked inside ``run`` rather than by argparse
 ``choices``/``type``, so a bad value gives one message from rank 0 and exit status 2
 on every rank (argparse would print its error once per rank).
+
+Every algorithm runs through :func:`_run_algorithm` (read and partition, run, write,
+summarise), the one place where options common to all of them take effect.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from hpcdist.runtime.errors import InputError, collective
 
+if TYPE_CHECKING:
+    from hpcdist.graph.results import VertexResult
+
 __all__ = ["HELP", "add_arguments", "run", "ALGORITHMS"]
 
-HELP = "run a graph algorithm (pagerank) on a graph partitioned over the ranks"
+HELP = "run a graph algorithm (pagerank, bfs, cc, sssp) on a graph partitioned over the ranks"
 
 PARTITIONERS = ("block", "metis", "hash", "auto")
 
@@ -30,19 +36,47 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto", metavar="{numpy,numba,auto}", help="local compute kernels (default auto)")
     p.add_argument("--undirected", action="store_true", help="add both directions of every edge")
     p.add_argument("--progress", action="store_true", help="progress bar on rank 0")
-    p.add_argument("--top", default="10", metavar="K", help="print the K highest-valued vertices (default 10)")
 
 
 def _pagerank_arguments(p: argparse.ArgumentParser) -> None:
     _common(p)
+    p.add_argument("--top", default="10", metavar="K", help="print the K highest-valued vertices (default 10)")
     p.add_argument("--alpha", default="0.85", help="damping factor (default 0.85)")
     p.add_argument("--tol", default="1e-6", help="stop when the L1 change < n * tol (default 1e-6, as networkx)")
     p.add_argument("--max-iter", default="100", help="most iterations (default 100)")
 
 
+def _bfs_arguments(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument("--source", "-s", metavar="ID", help="original id of the root (or use --roots)")
+    p.add_argument("--roots", metavar="K",
+                   help="search from K random roots with out-degree > 0 (seeded; output and checks are per root, "
+                        "the file holds the first)")
+    p.add_argument("--seed", default="0", help="seed of the --roots draw (default 0)")
+    p.add_argument("--validate", action="store_true", help="check each BFS tree the Graph500 way")
+    p.add_argument("--direction", default="auto", metavar="{auto,top-down,bottom-up}",
+                   help="per-level direction (default auto: direction-optimizing)")
+
+
+def _cc_arguments(p: argparse.ArgumentParser) -> None:
+    _common(p)
+
+
+def _sssp_arguments(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument("--source", "-s", required=True, metavar="ID", help="original id of the source")
+    p.add_argument("--delta", metavar="D", help="delta-stepping bucket width (default: 4 x mean weight / mean degree)")
+    p.add_argument("--weights", action="store_true",
+                   help="read edge weights (a third column of an edge list; 1.0 where the input has none); "
+                        "by default weights are used when the format has them")
+
+
 #: name -> (help, add_arguments, runner)
 ALGORITHMS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], str]] = {
     "pagerank": ("PageRank by power iteration (networkx semantics)", _pagerank_arguments, "_run_pagerank"),
+    "bfs": ("breadth-first search: hop distances and a BFS tree (direction-optimizing)", _bfs_arguments, "_run_bfs"),
+    "cc": ("connected components (weakly connected for directed graphs)", _cc_arguments, "_run_cc"),
+    "sssp": ("single-source shortest paths (delta-stepping)", _sssp_arguments, "_run_sssp"),
 }
 
 
@@ -70,39 +104,213 @@ def run(args: argparse.Namespace) -> int:
     return globals()[ALGORITHMS[args.algorithm][2]](args)
 
 
-def _run_pagerank(args: argparse.Namespace) -> int:
-    from hpcdist.graph import load, pagerank
+#: ``call(graph, backend, on_superstep, resume) -> VertexResult``: one algorithm's run on a loaded graph.
+AlgorithmCall = Callable[[Any, Any, Any, Any], "VertexResult"]
+
+
+def _check_common(args: argparse.Namespace) -> None:
+    if args.partitioner.lower() not in PARTITIONERS:
+        raise InputError(f"unknown partitioner {args.partitioner!r}; choose one of {', '.join(PARTITIONERS)}")
+    if args.backend.lower() not in ("numpy", "numba", "auto"):
+        raise InputError(f"unknown backend {args.backend!r}; choose one of numpy, numba, auto")
+
+
+def _run_algorithm(
+    args: argparse.Namespace,
+    name: str,
+    call: AlgorithmCall,
+    *,
+    weighted: bool | None = None,
+    report: Callable[[Any, Any, "VertexResult"], list[str]] | None = None,
+) -> int:
+    """Read and partition ``args.input``, run ``call``, write ``args.output``, print the summary.
+
+    The common path of every ``hpcdist graph`` algorithm; options that apply to all of
+    them (the checkpoint hook and resume state passed to ``call`` as ``on_superstep``
+    and ``resume``, now None) belong here. Collective over ``COMM_WORLD``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed options (already checked by the caller).
+    name : str
+        The algorithm, for messages.
+    call : callable
+        ``call(graph, backend, on_superstep, resume) -> VertexResult``.
+    weighted : bool, optional
+        Passed to :func:`hpcdist.graph.load` (False skips reading weights).
+    report : callable, optional
+        ``report(comm, graph, result) -> lines`` printed after the common summary;
+        collective. ``result.params["failed"]`` true makes the exit status 1.
+
+    Returns
+    -------
+    int
+        Exit status.
+    """
+    from hpcdist.graph import load
     from hpcdist.runtime.comm import MPI
     from hpcdist.runtime.context import Context
+    from hpcdist.runtime.logs import echo
+
+    with collective(MPI.COMM_WORLD):
+        _check_common(args)
+    with Context(backend=args.backend.lower(), discover_gpus=False) as ctx:
+        comm = ctx.comm
+        comm.Barrier()
+        t0 = time.perf_counter()
+        graph = load(args.input, comm, undirected=args.undirected, partitioner=args.partitioner.lower(),
+                     weighted=weighted)
+        with graph:
+            setup = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
+            result = call(graph, ctx.backend, None, None)
+            # The kernel's own plan and its first (compiling) call belong to the set-up, not the supersteps.
+            prep = result.params.get("pull_plan_seconds", 0.0) + result.params.get("warm_up_seconds", 0.0)
+            setup += comm.allreduce(prep, op=MPI.MAX)
+            extra = report(comm, graph, result) if report is not None else []
+            if args.output:
+                result.to_h5(args.output, setup_seconds=setup)
+            _summary(comm, graph, result, setup, name)
+            for line in extra:
+                echo(comm, line)
+            if args.output:
+                echo(comm, f"wrote {args.output}")
+            return 1 if result.params.get("failed") else 0
+
+
+def _run_pagerank(args: argparse.Namespace) -> int:
+    from hpcdist.graph import pagerank
+    from hpcdist.runtime.comm import MPI
 
     with collective(MPI.COMM_WORLD):
         alpha = _number(args.alpha, "--alpha")
         tol = _number(args.tol, "--tol")
         max_iter = _number(args.max_iter, "--max-iter", int)
         top = _number(args.top, "--top", int)
-        if args.partitioner.lower() not in PARTITIONERS:
-            raise InputError(f"unknown partitioner {args.partitioner!r}; choose one of {', '.join(PARTITIONERS)}")
-        if args.backend.lower() not in ("numpy", "numba", "auto"):
-            raise InputError(f"unknown backend {args.backend!r}; choose one of numpy, numba, auto")
-    with Context(backend=args.backend.lower(), discover_gpus=False) as ctx:
-        comm = ctx.comm
-        comm.Barrier()
-        t0 = time.perf_counter()
-        graph = load(args.input, comm, undirected=args.undirected, partitioner=args.partitioner.lower())
-        with graph:
-            setup = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
-            result = pagerank(graph, alpha=alpha, tol=tol, max_iter=max_iter, backend=ctx.backend, progress=args.progress)
-            # The kernel's own plan and its first (compiling) call belong to the set-up, not the supersteps.
-            prep = result.params.get("pull_plan_seconds", 0.0) + result.params.get("warm_up_seconds", 0.0)
-            setup += comm.allreduce(prep, op=MPI.MAX)
-            best = result.top(top) if top > 0 else []
-            if args.output:
-                result.to_h5(args.output, setup_seconds=setup)
-            _summary(comm, graph, result, setup, best, args)
-    return 0
+
+    def call(graph, backend, on_superstep, resume):
+        return pagerank(graph, alpha=alpha, tol=tol, max_iter=max_iter, backend=backend, progress=args.progress,
+                        on_superstep=on_superstep, resume=resume)
+
+    def report(comm, graph, result) -> list[str]:
+        best = result.top(top) if top > 0 else []
+        lines = [f"top {len(best)} vertices (original id, pagerank):"] if best else []
+        return lines + [f"  {vid:>12d}  {value:.10e}" for vid, value in best]
+
+    return _run_algorithm(args, "pagerank", call, report=report)
 
 
-def _summary(comm, graph, result, setup: float, best, args) -> None:
+def _source(args: argparse.Namespace) -> int:
+    if args.source is None:
+        raise InputError("--source is required (the original id of the start vertex)")
+    return _number(args.source, "--source", int)
+
+
+def _run_bfs(args: argparse.Namespace) -> int:
+    from hpcdist.graph.algorithms.bfs import bfs, harmonic_mean, random_roots, validate_bfs
+    from hpcdist.runtime.comm import MPI
+
+    with collective(MPI.COMM_WORLD):
+        roots_k = None if args.roots is None else _number(args.roots, "--roots", int)
+        source = _source(args) if roots_k is None else None
+        seed = _number(args.seed, "--seed", int)
+        if roots_k is not None and roots_k < 1:
+            raise InputError(f"--roots must be at least 1, got {roots_k}")
+        if args.direction not in ("auto", "top-down", "bottom-up"):
+            raise InputError(f"unknown direction {args.direction!r}; choose one of auto, top-down, bottom-up")
+
+    def call(graph, backend, on_superstep, resume):
+        roots = [source] if roots_k is None else random_roots(graph, roots_k, seed)
+        first = None
+        rates, problems = [], []
+        for root in roots:
+            r = bfs(graph, root, direction=args.direction, backend=backend, progress=args.progress,
+                    on_superstep=on_superstep, resume=resume)
+            rates.append(r.params["teps"])
+            if args.validate:
+                problems += [f"root {root}: {p}" for p in validate_bfs(r)]
+            if first is None:
+                first = r
+        assert first is not None
+        first.params.update(roots=len(roots), teps_harmonic_mean=harmonic_mean(rates),
+                            teps_min=min(rates), teps_max=max(rates), validated=bool(args.validate),
+                            failed=bool(problems))
+        first.params["_rates"], first.params["_roots"], first.params["_problems"] = rates, roots, problems
+        return first
+
+    def report(comm, graph, result) -> list[str]:
+        p = result.params
+        lines = [f"bfs from {p['source']}: reached {p['reached']:,} of {graph.n_vertices:,} vertices in "
+                 f"{p['levels']} levels (directions {p['directions']}), {p['edges_traversed']:,} edges traversed, "
+                 f"{p['edges_examined']:,} examined"]
+        if p["roots"] > 1:
+            lines.append(f"{p['roots']} roots: TEPS harmonic mean {p['teps_harmonic_mean']:.4g} "
+                         f"(min {p['teps_min']:.4g}, max {p['teps_max']:.4g})")
+        else:
+            lines.append(f"TEPS {p['teps']:.4g}")
+        if p["validated"]:
+            if p["_problems"]:
+                lines.append(f"validation FAILED ({len(p['_problems'])} problems):")
+                lines += [f"  {x}" for x in p["_problems"][:20]]
+            else:
+                lines.append(f"validation passed ({p['roots']} root{'s' if p['roots'] > 1 else ''})")
+        for key in ("_rates", "_roots", "_problems"):
+            p.pop(key)
+        return lines
+
+    return _run_algorithm(args, "bfs", call, weighted=False, report=report)
+
+
+def _run_cc(args: argparse.Namespace) -> int:
+    from hpcdist.graph import connected_components
+
+    def call(graph, backend, on_superstep, resume):
+        return connected_components(graph, backend=backend, progress=args.progress, on_superstep=on_superstep,
+                                    resume=resume)
+
+    def report(comm, graph, result) -> list[str]:
+        p = result.params
+        kind = "weakly connected components" if graph.directed else "connected components"
+        lines = [f"{p['components']:,} {kind}; largest {p['largest_component']:,} vertices "
+                 f"({100.0 * p['largest_component'] / graph.n_vertices:.2f}%)",
+                 "component sizes (size range: count):"]
+        for label, count in p["size_histogram"].items():
+            b = int(label[2:])
+            span = f"{1 << b}" if b == 0 else f"{1 << b}-{(1 << (b + 1)) - 1}"
+            lines.append(f"  {span:>21s}: {count:,}")
+        return lines
+
+    return _run_algorithm(args, "cc", call, weighted=False, report=report)
+
+
+def _run_sssp(args: argparse.Namespace) -> int:
+    import math
+
+    from hpcdist.graph import sssp
+    from hpcdist.runtime.comm import MPI
+
+    with collective(MPI.COMM_WORLD):
+        source = _source(args)
+        delta = None if args.delta is None else _number(args.delta, "--delta")
+        if delta is not None and not (math.isfinite(delta) and delta > 0):
+            raise InputError(f"--delta must be a positive number, got {args.delta!r}")
+
+    def call(graph, backend, on_superstep, resume):
+        return sssp(graph, source, delta=delta, backend=backend, progress=args.progress, on_superstep=on_superstep,
+                    resume=resume)
+
+    def report(comm, graph, result) -> list[str]:
+        p = result.params
+        finite = result.values[result.values != float("inf")]
+        far = comm.allreduce(float(finite.max(initial=0.0)), op=MPI.MAX)
+        return [f"sssp from {p['source']}: reached {p['reached']:,} of {graph.n_vertices:,} vertices, "
+                f"farthest at {far:.10g}; delta {p['delta']:.6g} ({'weighted' if p['weighted'] else 'unit weights'}), "
+                f"{p['light_phases']} light and {p['heavy_phases']} heavy phases, {p['edges_relaxed']:,} relaxations"]
+
+    return _run_algorithm(args, "sssp", call, weighted=True if args.weights else None, report=report)
+
+
+def _summary(comm, graph, result, setup: float, name: str) -> None:
     from hpcdist.runtime.logs import echo
 
     run = result.run
@@ -113,18 +321,16 @@ def _summary(comm, graph, result, setup: float, best, args) -> None:
     for line in graph.summary_lines():
         echo(comm, line)
     echo(comm, f"set-up (read, partition, plan): {setup:.3f} s")
-    status = "converged" if result.converged else "NOT converged"
-    echo(comm, f"pagerank: {result.iterations} supersteps, {status} (L1 change {result.params['final_error']:.3e}, "
-               f"tol {result.params['tol']:g} x n), backend {result.params['backend']}")
+    if name == "pagerank":
+        status = "converged" if result.converged else "NOT converged"
+        echo(comm, f"pagerank: {result.iterations} supersteps, {status} (L1 change {result.params['final_error']:.3e}, "
+                   f"tol {result.params['tol']:g} x n), backend {result.params['backend']}")
+    else:
+        status = "" if result.converged else ", NOT finished"
+        echo(comm, f"{name}: {result.iterations} supersteps{status}, backend {result.params['backend']}")
     echo(comm, f"  {result.seconds:.3f} s, {1e3 * result.seconds / steps:.3f} ms per superstep "
                f"(compute {1e3 * phases.get('compute', 0) / steps:.3f}, exchange {1e3 * phases.get('exchange', 0) / steps:.3f}, "
                f"reduce {1e3 * phases.get('reduce', 0) / steps:.3f} ms)")
-    if best:
-        echo(comm, f"top {len(best)} vertices (original id, pagerank):")
-        for vid, value in best:
-            echo(comm, f"  {vid:>12d}  {value:.10e}")
-    if args.output:
-        echo(comm, f"wrote {args.output}")
 
 
 def _max():

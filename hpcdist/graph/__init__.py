@@ -3,7 +3,8 @@
 >>> from hpcdist.graph import load, pagerank                      # doctest: +SKIP
 >>> g = load("rmat:16", comm)           # every rank reads/generates its share
 >>> pr = pagerank(g, tol=1e-10)         # collective; values stay distributed
->>> pr.to_h5("pr.h5"); g.close()
+>>> pr.to_h5("pr.h5")
+>>> d = bfs(g, source=0); cc = connected_components(g); g.close()
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hpcdist.graph import partition
+from hpcdist.graph.algorithms.bfs import bfs
+from hpcdist.graph.algorithms.cc import connected_components
 from hpcdist.graph.algorithms.pagerank import pagerank
+from hpcdist.graph.algorithms.sssp import sssp
 from hpcdist.graph.distgraph import DistGraph, from_csr, from_edgelist, from_edges
 from hpcdist.graph.edgelist import EdgeList
 from hpcdist.graph.results import VertexResult
@@ -23,12 +27,15 @@ __all__ = [
     "DistGraph",
     "EdgeList",
     "VertexResult",
+    "bfs",
+    "connected_components",
     "from_edges",
     "from_csr",
     "from_edgelist",
     "load",
     "pagerank",
     "partition",
+    "sssp",
 ]
 
 

@@ -232,6 +232,126 @@ class DistGraph:
         out[hit] = vals[pos[hit]]
         return out
 
+    # -- derived per-graph data, built once and kept (collective on first use) ----------
+    def derived(self, key: object, build):
+        """``build()`` once per graph and ``key``, kept on the graph for later calls.
+
+        Every rank asks at the same point of the same algorithm, so a collective
+        ``build`` runs on all ranks at once; later calls are local.
+        """
+        cache = self.__dict__.setdefault("_derived", {})
+        if key not in cache:
+            cache[key] = build()
+        return cache[key]
+
+    def column_input_ids(self) -> np.ndarray:
+        """Input id of every local vertex (owned, then ghosts), int64.
+
+        The partition-independent key of a column: in-edge rows are sorted by it, and
+        traversals break ties by it. Collective on first use (one halo exchange).
+        """
+        def build() -> np.ndarray:
+            keys = np.empty(self.n_local, dtype=np.int64)
+            keys[: self.n_owned] = self.owned_input_ids
+            self.halo.exchange(keys)
+            return keys
+
+        return self.derived("column_input_ids", build)
+
+    def owned_original_ids(self) -> np.ndarray:
+        """Original id of every owned vertex (owned order), int64. Collective on first use."""
+        def build() -> np.ndarray:
+            if self.block_vertex_ids is None:
+                return self.owned_input_ids.copy()
+            return self.from_input_layout(self.block_original_ids().astype(np.int64, copy=False))
+
+        return self.derived("owned_original_ids", build)
+
+    def column_original_ids(self) -> np.ndarray:
+        """Original id of every local vertex (owned, then ghosts). Collective on first use."""
+        def build() -> np.ndarray:
+            ids = np.empty(self.n_local, dtype=np.int64)
+            ids[: self.n_owned] = self.owned_original_ids()
+            self.halo.exchange(ids)
+            return ids
+
+        return self.derived("column_original_ids", build)
+
+    def in_degree(self) -> np.ndarray:
+        """Number of stored in-edges of each owned vertex (int64)."""
+        return self.derived("in_degree", lambda: np.diff(self.in_indptr))
+
+    def local_out(self, kernels=None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The local in-edge CSR transposed: for each local vertex (owned or ghost), its
+        out-edges into owned vertices.
+
+        Together over the ranks, the rows of vertex ``u`` on its owner and on every rank
+        that holds it as a ghost are all of ``u``'s out-edges, each stored once (at the
+        destination's owner). Push-style algorithms publish a value of ``u`` by the
+        forward halo exchange and every holder relaxes its share of ``u``'s out-edges
+        into its owned vertices; no update ever has to travel back.
+
+        Built once (``kernels.transpose_csr``, the numpy reference when None) and kept
+        on the graph. Local.
+
+        Returns
+        -------
+        indptr : numpy.ndarray of int64, shape (n_local + 1,)
+        rows : numpy.ndarray
+            Owned destination (local id) of each edge, increasing within each row; the
+            in-CSR's index dtype.
+        weights : numpy.ndarray of float64 or None
+        """
+        def build():
+            k = kernels
+            if k is None:
+                from hpcdist.kernels import numpy_ref as k
+            return k.transpose_csr(self.in_indptr, self.in_indices, self.in_weights, self.n_local)
+
+        return self.derived("local_out", build)
+
+    def find_original(self, original_id: int) -> int:
+        """Local id of the owned vertex with original id ``original_id``, or -1 if this rank
+        does not own it. Local; see :meth:`locate` for the collective check."""
+        ident = int(original_id)
+        if not -(2**63) <= ident < 2**63:  # no int64 id can match, and numpy would overflow
+            return -1
+        hits = np.flatnonzero(self.owned_original_ids() == np.int64(ident))
+        return int(hits[0]) if hits.shape[0] else -1
+
+    def locate(self, original_id: int, what: str = "vertex") -> int:
+        """Like :meth:`find_original`, raising one :class:`InputError` on every rank when no
+        rank owns the id. Collective."""
+        from hpcdist.runtime.comm import MPI
+
+        try:
+            ident = int(original_id)
+        except (TypeError, ValueError):
+            ident = None
+        local = self.find_original(ident) if ident is not None else -1
+        found = self.comm.allreduce(1 if local >= 0 else 0, op=MPI.SUM)
+        with collective(self.comm):
+            if found == 0:
+                raise InputError(f"{what} {original_id} is not a vertex of {self.name or 'the graph'} "
+                                 f"({self.n_vertices:,} vertices)")
+        return local
+
+    def input_to_original(self, input_ids: np.ndarray) -> np.ndarray:
+        """Original ids of input ids (any, on any rank); negative entries stay as they are.
+
+        Returns ``input_ids`` itself (as int64) where the original ids are the input ids.
+        Collective (one directory look-up: two all-to-alls) unless the original ids are
+        the input ids.
+        """
+        input_ids = np.asarray(input_ids, dtype=np.int64)
+        if self.block_vertex_ids is None:
+            return input_ids
+        out = input_ids.copy()
+        valid = input_ids >= 0
+        out[valid] = directory_lookup(self.comm, input_ids[valid], self.n_vertices,
+                                      self.block_original_ids().astype(np.int64, copy=False))
+        return out
+
     # -- life cycle ---------------------------------------------------------------------
     def close(self) -> None:
         """Free the halo plan and the private communicator. Collective; idempotent."""

@@ -9,6 +9,13 @@ scatter. :class:`HaloPlan` wraps the layout in a distributed-graph communicator
 (MPI-4 ``Neighbor_alltoallv_init``), so :meth:`HaloPlan.exchange` is a gather into the
 send buffer, ``Start``/``Wait`` and a copy out: one collective, never a loop of
 point-to-point messages.
+
+The reverse direction (:meth:`HaloPlan.reverse_exchange`) sends the ghost slots back to
+their owners, where the values of every holder are combined into the owned value with a
+commutative operation (``min`` by default): what a push-style algorithm writes into a
+ghost reaches its owner. It runs on a second neighbourhood communicator with the
+sources and destinations swapped, built with the plan (lazily, on first use, on every
+rank at once) and kept, with persistent requests per dtype, like the forward one.
 """
 
 from __future__ import annotations
@@ -136,6 +143,8 @@ class HaloPlan:
         self._send_displs = HaloLayout.displacements(layout.send_counts)
         self._recv_displs = HaloLayout.displacements(layout.recv_counts)
         self._channels: dict[np.dtype, tuple[np.ndarray, np.ndarray, Any]] = {}
+        self._reverse_comm: Any = None
+        self._reverse_channels: dict[np.dtype, tuple[np.ndarray, np.ndarray, Any]] = {}
         self.bytes_sent = 0
 
     @property
@@ -193,8 +202,85 @@ class HaloPlan:
         self.bytes_sent = send.nbytes
         return values
 
+    # -- reverse direction: ghost slots -> owners ----------------------------------------
+    def _reverse_channel(self, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, Any]:
+        ch = self._reverse_channels.get(dtype)
+        if ch is None:
+            from mpi4py.util.dtlib import from_numpy_dtype
+
+            lay = self.layout
+            if self._reverse_comm is None:
+                # Collective over the plan's ranks: every rank reaches its first reverse
+                # exchange at the same point of the same algorithm.
+                self._reverse_comm = self.neighbour_comm.Create_dist_graph_adjacent(
+                    lay.send_ranks.tolist(),
+                    lay.recv_ranks.tolist(),
+                    sourceweights=lay.send_counts.tolist(),
+                    destweights=lay.recv_counts.tolist(),
+                    reorder=False,
+                )
+            send = np.empty(lay.n_ghost, dtype=dtype)
+            recv = np.empty(lay.n_send, dtype=dtype)
+            mpitype = from_numpy_dtype(dtype)
+            sendspec = [send, (lay.recv_counts, self._recv_displs), mpitype]
+            recvspec = [recv, (lay.send_counts, self._send_displs), mpitype]
+            if self._persistent:
+                request = self._reverse_comm.Neighbor_alltoallv_init(sendspec, recvspec)
+            else:
+                request = (sendspec, recvspec)
+            ch = (send, recv, request)
+            self._reverse_channels[dtype] = ch
+        return ch
+
+    def reverse_gather(self, values: np.ndarray) -> np.ndarray:
+        """Send the ghost slots of ``values`` to their owners; return what this rank received.
+
+        Collective over the neighbourhood. The returned array (length ``n_send``, a buffer
+        reused by the next call with the same dtype) is aligned with
+        ``layout.send_index``: item ``i`` is a holder's value for owned vertex
+        ``send_index[i]``. For combinations that are not a ufunc (an arg-min over a pair
+        of arrays, ...); :meth:`reverse_exchange` covers the rest.
+
+        Parameters
+        ----------
+        values : numpy.ndarray, shape (n_owned + n_ghost,)
+        """
+        n_owned = self.layout.n_owned
+        if values.shape[0] != n_owned + self.layout.n_ghost:
+            raise ValueError(f"reverse_gather: expected {n_owned + self.layout.n_ghost} values, got {values.shape[0]}")
+        if self._alone:
+            return np.empty(0, dtype=values.dtype)  # no ghosts, nothing to send or receive
+        send, recv, request = self._reverse_channel(values.dtype)
+        send[:] = values[n_owned:]
+        if self._persistent:
+            request.Start()
+            request.Wait()
+        else:
+            self._reverse_comm.Neighbor_alltoallv(*request)
+        self.bytes_sent = send.nbytes
+        return recv
+
+    def reverse_exchange(self, values: np.ndarray, op: np.ufunc = np.minimum) -> np.ndarray:
+        """Combine every holder's ghost value of each owned vertex into the owner's value.
+
+        ``values[i] = op(values[i], g)`` for each ghost copy ``g`` of owned vertex ``i``
+        on any rank; ``op`` must be commutative and associative (``numpy.minimum``,
+        ``numpy.maximum``, ``numpy.add`` on integers), so the result does not depend on
+        the order the copies arrive in. The ghost slots are left as they were.
+        Collective over the neighbourhood.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``values`` itself.
+        """
+        recv = self.reverse_gather(values)
+        if recv.shape[0]:
+            op.at(values, self.layout.send_index, recv)
+        return values
+
     def close(self) -> None:
-        """Free the persistent requests and the neighbourhood communicator. Idempotent."""
+        """Free the persistent requests and the neighbourhood communicators. Idempotent."""
         from hpcdist.runtime.comm import MPI
 
         if MPI.Is_finalized():
@@ -203,6 +289,13 @@ class HaloPlan:
             if self._persistent:
                 request.Free()
         self._channels.clear()
+        for _, _, request in self._reverse_channels.values():
+            if self._persistent:
+                request.Free()
+        self._reverse_channels.clear()
+        if self._reverse_comm is not None and self._reverse_comm != MPI.COMM_NULL:
+            self._reverse_comm.Free()
+        self._reverse_comm = None
         if self.neighbour_comm != MPI.COMM_NULL:
             self.neighbour_comm.Free()
 

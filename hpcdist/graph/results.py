@@ -37,6 +37,9 @@ class VertexResult:
         Per-superstep metrics.
     params : dict
         The algorithm's parameters, written as attributes too.
+    extras : dict of str to numpy.ndarray
+        More per-vertex arrays of the owned vertices (BFS: ``parent``), written as
+        datasets of their own by :meth:`to_h5`.
     """
 
     graph: "DistGraph"
@@ -47,6 +50,7 @@ class VertexResult:
     seconds: float
     run: "BSPRun | None" = None
     params: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
     def block_values(self) -> np.ndarray:
         """Values of this rank's directory block, in input order. Collective."""
@@ -109,7 +113,11 @@ class VertexResult:
         return attrs
 
     def to_h5(self, path: str, *, setup_seconds: float | None = None) -> None:
-        """Write datasets ``result`` and ``vertex_ids`` (original ids, same order) and the run's attributes.
+        """Write datasets ``result`` and ``vertex_ids`` (original ids, same order), one dataset
+        per item of :attr:`extras`, and the run's attributes.
+
+        ``result`` is float64, or int64 for integer results (BFS distances, component
+        labels).
 
         Collective over ``graph.comm``; each rank writes its own slice
         (:func:`hpcdist.graph.h5io.write_distributed`).
@@ -122,6 +130,12 @@ class VertexResult:
         """
         from hpcdist.graph.h5io import write_distributed
 
-        vals = self.block_values().astype(np.float64, copy=False)
+        vals = self.block_values()
+        vals = vals.astype(np.int64 if np.issubdtype(vals.dtype, np.integer) else np.float64, copy=False)
         ids = self.graph.block_original_ids().astype(np.int64, copy=False)
-        write_distributed(self.graph.comm, path, {"result": vals, "vertex_ids": ids}, self.attributes(setup_seconds))
+        datasets = {"result": vals, "vertex_ids": ids}
+        for name, values in sorted(self.extras.items()):
+            if name in datasets:
+                raise ValueError(f"to_h5: extra dataset {name!r} clashes with a standard one")
+            datasets[name] = self.graph.to_input_layout(values)
+        write_distributed(self.graph.comm, path, datasets, self.attributes(setup_seconds))

@@ -14,7 +14,9 @@ import numpy as np
 from numba import njit, prange
 
 __all__ = ["NAME", "spmv_csr", "make_pull", "blocked_pull", "scale_by", "pagerank_update", "pagerank_step",
-           "fixed_point_limbs", "max_abs"]
+           "fixed_point_limbs", "max_abs", "transpose_csr", "nonzero_positions", "bfs_frontier", "bfs_stats",
+           "bfs_top_down", "bfs_bottom_up", "local_components", "cc_min_neighbour", "cc_combine", "sssp_buckets",
+           "sssp_publish", "sssp_relax", "sssp_edge_kinds", "NO_BUCKET"]
 
 NAME = "numba"
 
@@ -521,3 +523,376 @@ def make_pull(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray | None, 
     if indices.shape[0] >= BLOCKED_MIN_EDGES:
         return blocked_pull(indptr, indices, data, col_keys, BLOCK_COLS)
     return PlainPull(indptr, indices, data)
+
+
+# ----------------------------------------------------------------------------- traversals
+# The same results as numpy_ref's vectorised definitions. Loops that write to arbitrary
+# vertices (pushes, unions) run on one thread: their results are minima, so any order
+# gives the same values, but races would not. Row-parallel pulls write only their row.
+
+NO_BUCKET = np.int64(2**62)
+
+
+@njit(cache=True)
+def _transpose_csr(indptr, indices, n_cols, t_indptr, t_rows, weights, t_weights, weighted):  # pragma: no cover
+    n_rows = indptr.shape[0] - 1
+    for j in range(indices.shape[0]):
+        t_indptr[indices[j] + 1] += 1
+    for c in range(n_cols):
+        t_indptr[c + 1] += t_indptr[c]
+    fill = t_indptr[:-1].copy()
+    for i in range(n_rows):  # rows in order: each column's list comes out increasing
+        for j in range(indptr[i], indptr[i + 1]):
+            c = indices[j]
+            p = fill[c]
+            t_rows[p] = i
+            if weighted:
+                t_weights[p] = weights[j]
+            fill[c] = p + 1
+
+
+def transpose_csr(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray | None,
+                  n_cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The transpose of a CSR (see :func:`hpcdist.kernels.numpy_ref.transpose_csr`)."""
+    t_indptr = np.zeros(n_cols + 1, dtype=np.int64)
+    t_rows = np.empty(indices.shape[0], dtype=indices.dtype)
+    weighted = weights is not None
+    t_weights = np.empty(indices.shape[0] if weighted else 0, dtype=np.float64)
+    _transpose_csr(indptr, indices, n_cols, t_indptr, t_rows, weights if weighted else t_weights, t_weights, weighted)
+    return t_indptr, t_rows, t_weights if weighted else None
+
+
+@njit(cache=True)
+def _nonzero_positions(flags):  # pragma: no cover - compiled
+    count = 0
+    for i in range(flags.shape[0]):
+        if flags[i] != 0:
+            count += 1
+    out = np.empty(count, dtype=np.int64)
+    k = 0
+    for i in range(flags.shape[0]):
+        if flags[i] != 0:
+            out[k] = i
+            k += 1
+    return out
+
+
+def nonzero_positions(flags: np.ndarray) -> np.ndarray:
+    """Indices of the non-zero items of ``flags`` (int64, increasing)."""
+    return _nonzero_positions(flags)
+
+
+@njit(cache=True)
+def _bfs_frontier(dist, level, frontier):  # pragma: no cover - compiled
+    for i in range(dist.shape[0]):
+        frontier[i] = 1 if dist[i] == level else 0
+
+
+def bfs_frontier(dist: np.ndarray, level: int, frontier: np.ndarray) -> None:
+    """``frontier[i] = dist[i] == level`` for the owned items (the first ``len(dist)``)."""
+    _bfs_frontier(dist, np.int64(level), frontier)
+
+
+@njit(cache=True)
+def _bfs_stats(dist, level, out_degree, in_degree):  # pragma: no cover - compiled
+    n_f = 0
+    m_f = 0
+    m_u = 0
+    for i in range(dist.shape[0]):
+        d = dist[i]
+        if d == level:
+            n_f += 1
+            m_f += out_degree[i]
+        elif d < 0:
+            m_u += in_degree[i]
+    out = np.empty(3, dtype=np.int64)
+    out[0] = n_f
+    out[1] = m_f
+    out[2] = m_u
+    return out
+
+
+def bfs_stats(dist: np.ndarray, level: int, out_degree: np.ndarray, in_degree: np.ndarray) -> np.ndarray:
+    """Vertices at ``level``, their out-edges, in-edges of unreached vertices (int64[3])."""
+    return _bfs_stats(dist, np.int64(level), out_degree, in_degree)
+
+
+@njit(cache=True)
+def _bfs_top_down(t_indptr, t_rows, cols, col_keys, dist, parent, level, out_degree, in_degree,
+                  next_frontier):  # pragma: no cover - compiled
+    reached = 0
+    out_e = 0
+    in_e = 0
+    examined = 0
+    nxt = level + 1
+    for k in range(cols.shape[0]):
+        c = cols[k]
+        key = col_keys[c]
+        lo = t_indptr[c]
+        hi = t_indptr[c + 1]
+        examined += hi - lo
+        for j in range(lo, hi):
+            v = t_rows[j]
+            d = dist[v]
+            if d < 0:
+                dist[v] = nxt
+                parent[v] = key
+                next_frontier[v] = 1
+                reached += 1
+                out_e += out_degree[v]
+                in_e += in_degree[v]
+            elif d == nxt and key < parent[v]:
+                parent[v] = key  # several frontier in-neighbours: the smallest key wins
+    out = np.empty(4, dtype=np.int64)
+    out[0] = reached
+    out[1] = out_e
+    out[2] = in_e
+    out[3] = examined
+    return out
+
+
+def bfs_top_down(t_indptr: np.ndarray, t_rows: np.ndarray, cols: np.ndarray, col_keys: np.ndarray,
+                 dist: np.ndarray, parent: np.ndarray, level: int, out_degree: np.ndarray, in_degree: np.ndarray,
+                 next_frontier: np.ndarray) -> np.ndarray:
+    """Push one BFS level from the frontier columns (see numpy_ref.bfs_top_down)."""
+    return _bfs_top_down(t_indptr, t_rows, cols, col_keys, dist, parent, np.int64(level), out_degree, in_degree,
+                         next_frontier)
+
+
+#: Candidates per work item of the parallel bottom-up step (handed out dynamically).
+BOTTOM_UP_CHUNK = 4096
+#: Fewer candidates than this run on one thread: a parallel region costs more than the
+#: work, and on a shared node a descheduled thread stalls the whole region.
+BOTTOM_UP_PARALLEL_MIN = 1 << 16
+
+
+def _make_bottom_up(parallel: bool):
+    loop = prange if parallel else range
+
+    def bottom_up(indptr, indices, frontier, col_keys, dist, parent, level, out_degree, in_degree,
+                  next_frontier, todo, n_todo, chunk):  # pragma: no cover - compiled
+        nxt = level + 1
+        n_chunks = (n_todo + chunk - 1) // chunk
+        counts = np.zeros((n_chunks, 4), dtype=np.int64)
+        for q in loop(n_chunks):
+            reached = 0
+            out_e = 0
+            in_e = 0
+            examined = 0
+            for k in range(q * chunk, min(n_todo, (q + 1) * chunk)):
+                i = todo[k]
+                if dist[i] < 0:
+                    lo = indptr[i]
+                    hi = indptr[i + 1]
+                    seen = hi - lo
+                    for j in range(lo, hi):
+                        c = indices[j]
+                        if frontier[c] != 0:
+                            # rows are sorted by key: the first hit has the smallest
+                            dist[i] = nxt
+                            parent[i] = col_keys[c]
+                            next_frontier[i] = 1
+                            reached += 1
+                            out_e += out_degree[i]
+                            in_e += in_degree[i]
+                            seen = j - lo + 1
+                            break
+                    examined += seen
+            counts[q, 0] = reached
+            counts[q, 1] = out_e
+            counts[q, 2] = in_e
+            counts[q, 3] = examined
+        kept = 0
+        for k in range(n_todo):  # keep the unreached, in order
+            i = todo[k]
+            if dist[i] < 0:
+                todo[kept] = i
+                kept += 1
+        out = np.zeros(5, dtype=np.int64)
+        for q in range(n_chunks):
+            for t in range(4):
+                out[t] += counts[q, t]
+        out[4] = kept
+        return out
+
+    return njit(cache=True, parallel=parallel)(bottom_up)
+
+
+_BOTTOM_UP = {par: _make_bottom_up(par) for par in (False, True)}
+
+
+def bfs_bottom_up(indptr: np.ndarray, indices: np.ndarray, frontier: np.ndarray, col_keys: np.ndarray,
+                  dist: np.ndarray, parent: np.ndarray, level: int, out_degree: np.ndarray, in_degree: np.ndarray,
+                  next_frontier: np.ndarray, todo: np.ndarray, n_todo: int) -> np.ndarray:
+    """Pull one BFS level over the candidates ``todo[:n_todo]`` and compact them
+    (see numpy_ref.bfs_bottom_up)."""
+    import numba
+
+    args = (indptr, indices, frontier, col_keys, dist, parent, np.int64(level), out_degree, in_degree,
+            next_frontier, todo, np.int64(n_todo), np.int64(BOTTOM_UP_CHUNK))
+    if indices.shape[0] < PARALLEL_MIN_EDGES or n_todo < BOTTOM_UP_PARALLEL_MIN or numba.get_num_threads() == 1:
+        return _BOTTOM_UP[False](*args)
+    # chunks one at a time (dynamic schedule): on a shared node a thread that loses its
+    # core leaves its remaining chunks to the others
+    with numba.parallel_chunksize(1):
+        return _BOTTOM_UP[True](*args)
+
+
+@njit(cache=True)
+def _find(root, x):  # pragma: no cover - compiled
+    r = x
+    while root[r] != r:
+        r = root[r]
+    while root[x] != r:  # path compression
+        nxt = root[x]
+        root[x] = r
+        x = nxt
+    return r
+
+
+@njit(cache=True)
+def _local_components(indptr, indices, n_local, keys):  # pragma: no cover - compiled
+    root = np.arange(n_local)
+    for i in range(indptr.shape[0] - 1):
+        for j in range(indptr[i], indptr[i + 1]):
+            a = _find(root, i)
+            b = _find(root, np.int64(indices[j]))
+            if a != b:
+                # the member with the smaller key becomes the root, so roots are minima
+                if keys[a] < keys[b]:
+                    root[b] = a
+                else:
+                    root[a] = b
+    out = np.empty(n_local, dtype=np.int64)
+    for x in range(n_local):
+        out[x] = _find(root, x)
+    return out
+
+
+def local_components(indptr: np.ndarray, indices: np.ndarray, n_local: int, keys: np.ndarray) -> np.ndarray:
+    """For each local vertex, the local id of the smallest-key member of its local component."""
+    return _local_components(indptr, indices, np.int64(n_local), keys)
+
+
+@njit(cache=True)
+def _cc_min_neighbour(indptr, indices, gkey, gptr, mkey, mptr):  # pragma: no cover - compiled
+    for i in range(indptr.shape[0] - 1):
+        for j in range(indptr[i], indptr[i + 1]):
+            c = indices[j]
+            if gkey[c] < mkey[i]:
+                mkey[i] = gkey[c]
+                mptr[i] = gptr[c]
+            if gkey[i] < mkey[c]:
+                mkey[c] = gkey[i]
+                mptr[c] = gptr[i]
+
+
+def cc_min_neighbour(indptr: np.ndarray, indices: np.ndarray, gkey: np.ndarray, gptr: np.ndarray,
+                     mkey: np.ndarray, mptr: np.ndarray) -> None:
+    """Lower each end's ``(mkey, mptr)`` to the other end's ``(gkey, gptr)`` over every local edge."""
+    _cc_min_neighbour(indptr, indices, gkey, gptr, mkey, mptr)
+
+
+@njit(cache=True)
+def _cc_combine(index, key, ptr, fkey, fptr):  # pragma: no cover - compiled
+    for i in range(index.shape[0]):
+        j = index[i]
+        if key[i] < fkey[j]:
+            fkey[j] = key[i]
+            fptr[j] = ptr[i]
+
+
+def cc_combine(index: np.ndarray, key: np.ndarray, ptr: np.ndarray, fkey: np.ndarray, fptr: np.ndarray) -> None:
+    """``(fkey, fptr)[index[i]] = min-by-key of itself and (key, ptr)[i]`` for every ``i``."""
+    _cc_combine(index, key, ptr, fkey, fptr)
+
+
+@njit(cache=True, inline="always")
+def _bucket_of(d, delta):  # pragma: no cover - compiled
+    q = np.floor(d / delta)
+    if q < 4611686018427387904.0:  # 2^62 = NO_BUCKET
+        return np.int64(q)
+    return np.int64(4611686018427387904)
+
+
+@njit(cache=True)
+def _sssp_buckets(dist, pending, delta):  # pragma: no cover - compiled
+    out = np.empty(2, dtype=np.int64)
+    out[0] = 4611686018427387904
+    out[1] = 4611686018427387904
+    for i in range(dist.shape[0]):
+        p = pending[i]
+        if p != 0:
+            b = _bucket_of(dist[i], delta)
+            if (p & 1) != 0 and b < out[0]:
+                out[0] = b
+            if (p & 2) != 0 and b < out[1]:
+                out[1] = b
+    return out
+
+
+def sssp_buckets(dist: np.ndarray, pending: np.ndarray, delta: float) -> np.ndarray:
+    """Smallest bucket with a pending light / heavy relaxation (int64[2], NO_BUCKET where none)."""
+    return _sssp_buckets(dist, pending, float(delta))
+
+
+@njit(cache=True)
+def _sssp_publish(dist, pending, delta, bucket, bit, pub):  # pragma: no cover - compiled
+    count = 0
+    clear = np.uint8(255 - bit)
+    for i in range(dist.shape[0]):
+        p = pending[i]
+        if (p & bit) != 0 and _bucket_of(dist[i], delta) <= bucket:
+            pub[i] = dist[i]
+            pending[i] = p & clear
+            count += 1
+        else:
+            pub[i] = np.inf
+    return count
+
+
+def sssp_publish(dist: np.ndarray, pending: np.ndarray, delta: float, bucket: int, bit: int, pub: np.ndarray) -> int:
+    """Select a delta-stepping phase's frontier into ``pub`` and clear its pending ``bit``."""
+    return int(_sssp_publish(dist, pending, float(delta), np.int64(bucket), np.uint8(bit), pub))
+
+
+@njit(cache=True)
+def _sssp_edge_kinds(t_indptr, t_weights, delta):  # pragma: no cover - compiled
+    n = t_indptr.shape[0] - 1
+    out = np.zeros(n, dtype=np.uint8)
+    for c in range(n):
+        k = 0
+        for j in range(t_indptr[c], t_indptr[c + 1]):
+            k |= 1 if t_weights[j] <= delta else 2
+        out[c] = k
+    return out
+
+
+def sssp_edge_kinds(t_indptr: np.ndarray, t_weights: np.ndarray, delta: float) -> np.ndarray:
+    """Per row: bit 1 if it has a light edge, bit 2 if a heavy one (uint8)."""
+    return _sssp_edge_kinds(t_indptr, t_weights, float(delta))
+
+
+@njit(cache=True)
+def _sssp_relax(t_indptr, t_rows, t_weights, pub, cols, dist, delta, light, pending, kinds):  # pragma: no cover
+    relaxed = 0
+    for k in range(cols.shape[0]):
+        c = cols[k]
+        x = pub[c]
+        for j in range(t_indptr[c], t_indptr[c + 1]):
+            w = t_weights[j]
+            if (w <= delta) == light:
+                relaxed += 1
+                v = t_rows[j]
+                nd = x + w
+                if nd < dist[v]:
+                    dist[v] = nd
+                    pending[v] |= kinds[v]
+    return relaxed
+
+
+def sssp_relax(t_indptr: np.ndarray, t_rows: np.ndarray, t_weights: np.ndarray, pub: np.ndarray,
+               cols: np.ndarray, dist: np.ndarray, delta: float, light: bool, pending: np.ndarray,
+               kinds: np.ndarray) -> int:
+    """Relax the light or heavy out-edges of the columns ``cols``; returns edges relaxed."""
+    return int(_sssp_relax(t_indptr, t_rows, t_weights, pub, cols, dist, float(delta), bool(light), pending, kinds))

@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["NAME", "spmv_csr", "make_pull", "scale_by", "pagerank_update", "pagerank_step", "fixed_point_limbs",
-           "max_abs"]
+           "max_abs", "transpose_csr", "nonzero_positions", "bfs_frontier", "bfs_stats", "bfs_top_down",
+           "bfs_bottom_up", "local_components", "cc_min_neighbour", "cc_combine", "sssp_buckets", "sssp_publish",
+           "sssp_relax", "sssp_edge_kinds", "NO_BUCKET"]
 
 NAME = "numpy"
 
@@ -170,3 +172,260 @@ def pagerank_step(
     out[3:6], bad2 = _limbs_checked(x_new[is_dangling.astype(bool)], scale)
     out[6] = bad1 + bad2
     return out
+
+
+# ----------------------------------------------------------------------------- traversals
+# BFS, connected components and SSSP. Each kernel's result is defined without reference
+# to an order of work (a minimum, a first hit in a sorted row), so the compiled kernels,
+# which loop, give exactly what these vectorised ones give.
+
+#: Bucket index of a vertex without a pending relaxation (larger than any real one).
+NO_BUCKET = np.int64(2**62)
+
+
+def transpose_csr(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray | None,
+                  n_cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The transpose of a CSR with ``n_cols`` columns: row ``c`` lists the rows that hold
+    column ``c``, in increasing order, with their weights.
+
+    Returns
+    -------
+    indptr : numpy.ndarray of int64, shape (n_cols + 1,)
+    rows : numpy.ndarray, ``indices``' dtype
+    weights : numpy.ndarray of float64 or None
+    """
+    n_rows = indptr.shape[0] - 1
+    row_of = np.repeat(np.arange(n_rows, dtype=indices.dtype), np.diff(indptr))
+    order = np.argsort(indices, kind="stable")  # stable: rows stay increasing within a column
+    t_indptr = np.zeros(n_cols + 1, dtype=np.int64)
+    np.cumsum(np.bincount(indices, minlength=n_cols), out=t_indptr[1:])
+    return t_indptr, row_of[order], None if weights is None else weights[order]
+
+
+def nonzero_positions(flags: np.ndarray) -> np.ndarray:
+    """Indices of the non-zero items of ``flags`` (int64, increasing)."""
+    return np.flatnonzero(flags).astype(np.int64, copy=False)
+
+
+def bfs_frontier(dist: np.ndarray, level: int, frontier: np.ndarray) -> None:
+    """``frontier[i] = dist[i] == level`` for the owned items (the first ``len(dist)``)."""
+    frontier[: dist.shape[0]] = dist == level
+
+
+def bfs_stats(dist: np.ndarray, level: int, out_degree: np.ndarray, in_degree: np.ndarray) -> np.ndarray:
+    """Direction-optimisation inputs after a BFS level.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (3,)
+        Vertices at ``level`` (the next frontier), their out-edges, and the in-edges of
+        the vertices not reached yet (what a bottom-up step would scan at most).
+    """
+    front = dist == level
+    unvisited = dist < 0
+    return np.array([int(front.sum()), int(out_degree[front].sum()), int(in_degree[unvisited].sum())], dtype=np.int64)
+
+
+def _reached_counts(reached: np.ndarray, examined: int, out_degree: np.ndarray, in_degree: np.ndarray,
+                   next_frontier: np.ndarray) -> np.ndarray:
+    next_frontier[reached] = 1
+    return np.array([reached.shape[0], int(out_degree[reached].sum()), int(in_degree[reached].sum()), examined],
+                    dtype=np.int64)
+
+
+def bfs_top_down(t_indptr: np.ndarray, t_rows: np.ndarray, cols: np.ndarray, col_keys: np.ndarray,
+                 dist: np.ndarray, parent: np.ndarray, level: int, out_degree: np.ndarray, in_degree: np.ndarray,
+                 next_frontier: np.ndarray) -> np.ndarray:
+    """Push one BFS level from the frontier columns ``cols`` along the transposed CSR.
+
+    Every unreached owned vertex with an edge from a frontier column gets distance
+    ``level + 1``, as parent the smallest key (input id) among those columns, and its
+    flag in ``next_frontier``.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (4,)
+        Vertices reached, their out-edges, their in-edges, and the edges examined.
+    """
+    starts, stops = t_indptr[cols], t_indptr[cols + 1]
+    counts = stops - starts
+    examined = int(counts.sum())
+    if examined == 0:
+        return np.zeros(4, dtype=np.int64)
+    edge = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(examined)
+    v = t_rows[edge].astype(np.int64)
+    key = np.repeat(col_keys[cols], counts)
+    fresh = dist[v] < 0
+    v, key = v[fresh], key[fresh]
+    best = np.full(dist.shape[0], np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(best, v, key)
+    reached = np.unique(v)
+    dist[reached] = level + 1
+    parent[reached] = best[reached]
+    return _reached_counts(reached, examined, out_degree, in_degree, next_frontier)
+
+
+def bfs_bottom_up(indptr: np.ndarray, indices: np.ndarray, frontier: np.ndarray, col_keys: np.ndarray,
+                  dist: np.ndarray, parent: np.ndarray, level: int, out_degree: np.ndarray, in_degree: np.ndarray,
+                  next_frontier: np.ndarray, todo: np.ndarray, n_todo: int) -> np.ndarray:
+    """Pull one BFS level: every unreached owned vertex of ``todo[:n_todo]`` looks for a
+    frontier in-neighbour; then ``todo`` keeps, in order, those still unreached.
+
+    ``todo`` lists the candidates (vertices with in-edges, unreached when the list was
+    last compacted), so that later levels skip the reached ones. Rows are sorted by key,
+    so the first hit is the smallest key; this reference takes the minimum over all
+    hits (the same vertex) and counts the edges a scan that stops at the first hit
+    examines.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (5,)
+        As :func:`bfs_top_down`, then the new length of ``todo``.
+    """
+    cand = todo[:n_todo]
+    cand = cand[dist[cand] < 0]
+    lengths = (indptr[cand + 1] - indptr[cand]).astype(np.int64)
+    total = int(lengths.sum())
+    owner = np.repeat(np.arange(cand.shape[0], dtype=np.int64), lengths)
+    pos = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    cols = indices[np.repeat(indptr[cand], lengths) + pos]
+    hit = frontier[cols] != 0
+    big = np.iinfo(np.int64).max
+    best = np.full(cand.shape[0], big, dtype=np.int64)
+    np.minimum.at(best, owner[hit], col_keys[cols[hit]])
+    first = np.full(cand.shape[0], big, dtype=np.int64)
+    np.minimum.at(first, owner[hit], pos[hit])
+    found = best != big
+    # a scan stops at its first hit: count the edges up to and including it
+    examined = int(lengths[~found].sum()) + int((first[found] + 1).sum())
+    reached = cand[found]
+    dist[reached] = level + 1
+    parent[reached] = best[found]
+    rest = cand[~found]
+    todo[: rest.shape[0]] = rest
+    out = _reached_counts(reached, examined, out_degree, in_degree, next_frontier)
+    return np.concatenate([out, [rest.shape[0]]]).astype(np.int64)
+
+
+def local_components(indptr: np.ndarray, indices: np.ndarray, n_local: int, keys: np.ndarray) -> np.ndarray:
+    """Components of the local graph (rows = owned vertices, columns = owned or ghost
+    vertices, edges in either direction): for each local vertex, the local id of the
+    member with the smallest key."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+
+    n_rows = indptr.shape[0] - 1
+    row = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(indptr))
+    a = sp.coo_matrix((np.ones(row.shape[0], dtype=np.int8), (row, indices.astype(np.int64))),
+                      shape=(n_local, n_local)).tocsr()
+    _, label = connected_components(a, directed=True, connection="weak")
+    best = np.full(label.max() + 1 if n_local else 0, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(best, label, keys)
+    # key -> local id of the member holding it (keys are distinct)
+    order = np.argsort(keys, kind="stable")
+    pos = np.searchsorted(keys[order], best[label])
+    return order[pos].astype(np.int64)
+
+
+def cc_min_neighbour(indptr: np.ndarray, indices: np.ndarray, gkey: np.ndarray, gptr: np.ndarray,
+                     mkey: np.ndarray, mptr: np.ndarray) -> None:
+    """Over every local edge ``(c, v)`` in both directions, lower ``(mkey, mptr)`` of one end
+    to ``(gkey, gptr)`` of the other where ``gkey`` is smaller (a pair moves as one: the
+    key names the vertex the pointer points to)."""
+    n_rows = indptr.shape[0] - 1
+    row = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(indptr))
+    col = indices.astype(np.int64)
+    for dst, src in ((row, col), (col, row)):
+        cand = gkey[src]
+        np.minimum.at(mkey, dst, cand)
+        won = cand == mkey[dst]
+        mptr[dst[won]] = gptr[src[won]]
+
+
+def cc_combine(index: np.ndarray, key: np.ndarray, ptr: np.ndarray, fkey: np.ndarray, fptr: np.ndarray) -> None:
+    """``(fkey, fptr)[index[i]] = min-by-key of itself and (key, ptr)[i]`` for every ``i``."""
+    if index.shape[0] == 0:
+        return
+    np.minimum.at(fkey, index, key)
+    won = key == fkey[index]
+    fptr[index[won]] = ptr[won]
+
+
+def _bucket(dist: np.ndarray, delta: float) -> np.ndarray:
+    q = np.floor(dist / delta)
+    out = np.full(dist.shape[0], NO_BUCKET, dtype=np.int64)
+    ok = q < float(NO_BUCKET)
+    out[ok] = q[ok].astype(np.int64)
+    return out
+
+
+def sssp_buckets(dist: np.ndarray, pending: np.ndarray, delta: float) -> np.ndarray:
+    """Smallest bucket ``floor(dist / delta)`` among vertices with a pending light (bit 1)
+    and a pending heavy (bit 2) relaxation; :data:`NO_BUCKET` where none.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (2,)
+    """
+    b = _bucket(dist, delta)
+    out = np.full(2, NO_BUCKET, dtype=np.int64)
+    for i, bit in enumerate((1, 2)):
+        sel = (pending & bit) != 0
+        if sel.any():
+            out[i] = b[sel].min()
+    return out
+
+
+def sssp_publish(dist: np.ndarray, pending: np.ndarray, delta: float, bucket: int, bit: int,
+                 pub: np.ndarray) -> int:
+    """Select the frontier of a delta-stepping phase and clear its pending ``bit``.
+
+    ``pub[i] = dist[i]`` for owned vertices with ``bit`` pending and bucket at most
+    ``bucket``, else ``inf`` (only the first ``len(dist)`` items of ``pub``). Returns the
+    frontier's size.
+    """
+    sel = ((pending & bit) != 0) & (_bucket(dist, delta) <= bucket)
+    n = dist.shape[0]
+    pub[:n] = np.where(sel, dist, np.inf)
+    pending[sel] &= np.uint8(~bit & 0xFF)
+    return int(sel.sum())
+
+
+def sssp_edge_kinds(t_indptr: np.ndarray, t_weights: np.ndarray, delta: float) -> np.ndarray:
+    """Per row of the transposed CSR: bit 1 if it has a light edge (``weight <= delta``),
+    bit 2 if it has a heavy one (uint8)."""
+    n = t_indptr.shape[0] - 1
+    row = np.repeat(np.arange(n, dtype=np.int64), np.diff(t_indptr))
+    out = np.zeros(n, dtype=np.uint8)
+    light = t_weights <= delta
+    out[row[light]] |= np.uint8(1)
+    out[row[~light]] |= np.uint8(2)
+    return out
+
+
+def sssp_relax(t_indptr: np.ndarray, t_rows: np.ndarray, t_weights: np.ndarray, pub: np.ndarray,
+               cols: np.ndarray, dist: np.ndarray, delta: float, light: bool, pending: np.ndarray,
+               kinds: np.ndarray) -> int:
+    """Relax the light (``weight <= delta``) or heavy out-edges of the columns ``cols``.
+
+    ``dist[v] = min(dist[v], pub[c] + w)``; an improved vertex gets the pending bits of
+    the kinds of out-edges it has anywhere (``kinds[v]``, see :func:`sssp_edge_kinds`):
+    a phase with nothing to relax would cost a superstep for nothing. Returns the number
+    of edges relaxed.
+    """
+    starts, stops = t_indptr[cols], t_indptr[cols + 1]
+    counts = stops - starts
+    total = int(counts.sum())
+    if total == 0:
+        return 0
+    edge = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(total)
+    w = t_weights[edge]
+    keep = (w <= delta) if light else (w > delta)
+    v = t_rows[edge[keep]].astype(np.int64)
+    cand = np.repeat(pub[cols], counts)[keep] + w[keep]
+    best = dist.copy()
+    np.minimum.at(best, v, cand)
+    improved = best < dist
+    dist[improved] = best[improved]
+    pending[improved] |= kinds[: dist.shape[0]][improved]
+    return int(keep.sum())

@@ -1,0 +1,234 @@
+"""BFS, connected components and SSSP: hpcdist against scipy.sparse.csgraph on RMAT.
+
+Run under the launcher at 1 and 2 ranks (each job times scipy itself, on the same graph
+and roots, interleaved root by root, so every ratio compares numbers from one job):
+
+    .venv/bin/mpiexec -n 1 .venv/bin/python benchmarks/traversal_bench.py --scale 18
+    .venv/bin/mpiexec -n 2 .venv/bin/python benchmarks/traversal_bench.py --scale 18
+
+The graph is Graph500's: RMAT at the given scale and edge factor 16, symmetrised, with
+a weight per undirected edge (a hash of its end points in (0, 1], the same in both
+directions) for SSSP. BFS roots are Graph500's: ``--roots`` random vertices with
+degree > 0, seeded. TEPS = edges of the root's component / seconds, averaged over
+roots by the harmonic mean (Graph500). hpcdist's time is the whole ``bfs()`` call
+(slowest rank; includes the per-call set-up and the parent ids), and separately the
+supersteps alone (``kernel``); scipy's is ``breadth_first_order`` with predecessors.
+CC: ``connected_components`` (whole call) against scipy's ``connected_components``;
+SSSP: ``sssp`` (whole call) against scipy's ``dijkstra`` from the same roots. Every
+result is checked against scipy's (BFS reached sets, CC labels, SSSP distances bit for bit).
+
+Rank 0 gathers the graph for scipy (fine at these scales); the other ranks wait on a
+polled barrier so that they do not spin on the cores being measured. JSON goes to
+``benchmarks/results/traversal-s{scale}-r{ranks}-{host}.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.machine import machine_details  # noqa: E402
+from hpcdist.runtime.comm import MPI  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def polite_wait(comm) -> None:
+    req = comm.Ibarrier()
+    while not req.Test():
+        time.sleep(0.002)
+
+
+def edge_weights(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """A weight in (0, 1] per edge from a hash of its unordered end points (splitmix64)."""
+    lo, hi = np.minimum(src, dst).astype(np.uint64), np.maximum(src, dst).astype(np.uint64)
+    x = lo * np.uint64(0x9E3779B97F4A7C15) ^ hi
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+    return ((x >> np.uint64(11)).astype(np.float64) + 1.0) / float(1 << 53)
+
+
+def timed(comm, fn):
+    """``fn()`` and the seconds it took on the slowest rank (barrier before)."""
+    comm.Barrier()
+    t = time.perf_counter()
+    out = fn()
+    return out, comm.allreduce(time.perf_counter() - t, op=MPI.MAX)
+
+
+def summary(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "all": values}
+
+
+def harmonic(values: list[float]) -> float:
+    return len(values) / sum(1.0 / v for v in values)
+
+
+def main() -> int:
+    from hpcdist.graph import bfs, connected_components, from_edgelist, sssp
+    from hpcdist.graph.algorithms.bfs import random_roots
+    from hpcdist.graph.algorithms.pagerank import share_cores
+    from hpcdist.graph.io import read_edges
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scale", type=int, default=18)
+    ap.add_argument("--edgefactor", type=int, default=16)
+    ap.add_argument("--roots", type=int, default=16, help="BFS roots (Graph500 uses 64)")
+    ap.add_argument("--sssp-roots", type=int, default=3)
+    ap.add_argument("--cc-repeats", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--partitioner", default="block")
+    ap.add_argument("--output", default=None)
+    args = ap.parse_args()
+    comm = MPI.COMM_WORLD.Dup()
+    rank, size = comm.rank, comm.size
+    spec = f"rmat:{args.scale}:{args.edgefactor}"
+    t0 = time.perf_counter()
+    el = read_edges(spec, comm, undirected=True)
+    el.weights = edge_weights(el.src, el.dst)
+    g = from_edgelist(el, comm, args.partitioner)
+    del el
+    setup = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
+    threads = share_cores(comm)
+    roots = random_roots(g, args.roots, args.seed)
+    # numba compiles or loads its cache, and the graph builds its transposed CSR, here
+    (_, warm_s) = timed(comm, lambda: (bfs(g, roots[0], backend="numba"), sssp(g, roots[0], backend="numba"),
+                                       connected_components(g, backend="numba")))
+
+    # The graph for scipy in input ids (rows = sources), weights included.
+    keys = g.column_input_ids()
+    rows = comm.gather((np.repeat(g.owned_input_ids, np.diff(g.in_indptr)), keys[g.in_indices], g.in_weights), root=0)
+    A = None
+    if rank == 0:
+        import scipy.sparse as sp
+
+        dst = np.concatenate([r[0] for r in rows])
+        src = np.concatenate([r[1] for r in rows])
+        w = np.concatenate([r[2] for r in rows])
+        A = sp.csr_matrix((w, (src, dst)), shape=(g.n_vertices, g.n_vertices))
+        A.sort_indices()
+        del dst, src, w
+    del rows
+
+    report: dict = {}
+    # ---------------------------------------------------------------- BFS
+    ours, kernel, theirs, edges, examined, directions = [], [], [], [], [], []
+    for root in roots:
+        r, s = timed(comm, lambda: bfs(g, root, backend="numba"))
+        ours.append(s)
+        kernel.append(r.seconds)
+        edges.append(r.params["edges_traversed"])
+        examined.append(r.params["edges_examined"])
+        directions.append(r.params["directions"])
+        if rank == 0:
+            from scipy.sparse.csgraph import breadth_first_order
+
+            t = time.perf_counter()
+            order, _pred = breadth_first_order(A, root, directed=True, return_predecessors=True)
+            theirs.append(time.perf_counter() - t)
+            assert order.shape[0] == r.params["reached"], (order.shape[0], r.params["reached"])
+        polite_wait(comm)
+    theirs = comm.bcast(theirs)
+    teps = [e / s for e, s in zip(edges, ours)]
+    teps_kernel = [e / s for e, s in zip(edges, kernel)]
+    teps_scipy = [e / s for e, s in zip(edges, theirs)]
+    report["bfs"] = {
+        "roots": roots,
+        "edges_traversed": edges,
+        "edges_examined": examined,
+        "directions": directions,
+        "hpcdist_s": summary(ours),
+        "hpcdist_kernel_s": summary(kernel),
+        "scipy_s": summary(theirs),
+        "teps_harmonic_mean": harmonic(teps),
+        "teps_kernel_harmonic_mean": harmonic(teps_kernel),
+        "scipy_teps_harmonic_mean": harmonic(teps_scipy),
+        "speedup_vs_scipy": harmonic(teps) / harmonic(teps_scipy),
+        "speedup_kernel_vs_scipy": harmonic(teps_kernel) / harmonic(teps_scipy),
+        "paired_speedups": [b / a for a, b in zip(ours, theirs)],
+        "paired_speedup_median": statistics.median([b / a for a, b in zip(ours, theirs)]),
+    }
+
+    # ---------------------------------------------------------------- CC
+    ours, theirs = [], []
+    for _ in range(args.cc_repeats):
+        r, s = timed(comm, lambda: connected_components(g, backend="numba"))
+        ours.append(s)
+        labels = r.gather_arrays()
+        if rank == 0:
+            from scipy.sparse.csgraph import connected_components as scipy_cc
+
+            t = time.perf_counter()
+            count, lab = scipy_cc(A, directed=True, connection="weak")
+            theirs.append(time.perf_counter() - t)
+            smallest = np.full(count, np.iinfo(np.int64).max)
+            np.minimum.at(smallest, lab, np.arange(g.n_vertices))
+            assert np.array_equal(labels[1], smallest[lab])
+        polite_wait(comm)
+    theirs = comm.bcast(theirs)
+    report["cc"] = {"components": r.params["components"], "largest": r.params["largest_component"],
+                    "supersteps": r.iterations, "hpcdist_s": summary(ours), "scipy_s": summary(theirs),
+                    "speedup_vs_scipy": statistics.median(theirs) / statistics.median(ours)}
+
+    # ---------------------------------------------------------------- SSSP
+    ours, theirs, steps = [], [], []
+    for root in roots[: args.sssp_roots]:
+        r, s = timed(comm, lambda: sssp(g, root, backend="numba"))
+        ours.append(s)
+        steps.append(r.iterations)
+        dist = r.gather_arrays()
+        if rank == 0:
+            from scipy.sparse.csgraph import dijkstra
+
+            t = time.perf_counter()
+            ref = dijkstra(A, indices=root)
+            theirs.append(time.perf_counter() - t)
+            assert np.array_equal(dist[1], ref)  # bit for bit
+        polite_wait(comm)
+    theirs = comm.bcast(theirs)
+    report["sssp"] = {"delta": r.params["delta"], "supersteps": steps, "hpcdist_s": summary(ours),
+                      "scipy_s": summary(theirs), "speedup_vs_scipy": statistics.median(theirs) / statistics.median(ours),
+                      "paired_speedups": [b / a for a, b in zip(ours, theirs)]}
+
+    peak = comm.gather(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, root=0)
+    if rank == 0:
+        out = {
+            "benchmark": "traversal",
+            "input": spec + " (symmetrised, hashed weights in (0, 1])",
+            "n_vertices": g.n_vertices,
+            "n_edges_stored": g.n_edges,
+            "ranks": size,
+            "numba_threads_per_rank": threads,
+            "partitioner": g.partition.method,
+            "setup_seconds": setup,
+            "warm_up_seconds": warm_s,
+            **report,
+            "peak_rss_bytes_per_rank": peak,
+            "load_average": os.getloadavg(),
+            "machine": machine_details(),
+        }
+        brief = {k: v for k, v in out.items() if k not in ("machine",)}
+        print(json.dumps(brief, indent=1, default=str))
+        path = Path(args.output) if args.output else RESULTS / f"traversal-s{args.scale}-r{size}-{os.uname().nodename}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(out, indent=1, default=str))
+    polite_wait(comm)
+    g.close()
+    comm.Free()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
