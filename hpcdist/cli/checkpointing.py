@@ -88,8 +88,11 @@ def validate(args: argparse.Namespace) -> None:
 @contextmanager
 def checkpointing(
     args: argparse.Namespace, graph: "DistGraph", algorithm: str, params: Mapping[str, Any]
-) -> Iterator[tuple["Checkpointer", Any]]:
+) -> Iterator[tuple["Checkpointer | None", Any]]:
     """Yield ``(hook, resume)`` for an algorithm run: the superstep hook and the state to resume.
+
+    ``hook`` is None when neither checkpoints, fault injection (``HPCDIST_FAULT``) nor a
+    superstep timeout is asked for.
 
     Collective over ``graph.comm``. Stop signals are caught only while the block runs
     and only with ``--checkpoint-dir``. ``resume`` is None when ``--resume`` is not
@@ -107,6 +110,12 @@ def checkpointing(
         timeout = 0.0
         if str(args.superstep_timeout).strip() not in ("0", "0s", ""):
             timeout = parse_duration(args.superstep_timeout, "--superstep-timeout")
+    from hpcdist.runtime.faults import faults
+
+    if not (args.checkpoint_dir or timeout or faults()):
+        # Nothing asked for: no hook, so a plain run pays no per-superstep agreement.
+        yield None, None
+        return
     store = None
     if args.checkpoint_dir:
         from hpcdist.checkpoint import CheckpointStore

@@ -15,6 +15,7 @@ import argparse
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
+from hpcdist.cli.checkpointing import add_checkpoint_arguments, checkpointing, checkpoint_summary, validate
 from hpcdist.runtime.errors import InputError, collective
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto", metavar="{numpy,numba,auto}", help="local compute kernels (default auto)")
     p.add_argument("--undirected", action="store_true", help="add both directions of every edge")
     p.add_argument("--progress", action="store_true", help="progress bar on rank 0")
+    add_checkpoint_arguments(p)
 
 
 def _pagerank_arguments(p: argparse.ArgumentParser) -> None:
@@ -113,6 +115,7 @@ def _check_common(args: argparse.Namespace) -> None:
         raise InputError(f"unknown partitioner {args.partitioner!r}; choose one of {', '.join(PARTITIONERS)}")
     if args.backend.lower() not in ("numpy", "numba", "auto"):
         raise InputError(f"unknown backend {args.backend!r}; choose one of numpy, numba, auto")
+    validate(args)
 
 
 def _run_algorithm(
@@ -122,12 +125,15 @@ def _run_algorithm(
     *,
     weighted: bool | None = None,
     report: Callable[[Any, Any, "VertexResult"], list[str]] | None = None,
+    identity: dict[str, Any] | None = None,
 ) -> int:
     """Read and partition ``args.input``, run ``call``, write ``args.output``, print the summary.
 
     The common path of every ``hpcdist graph`` algorithm; options that apply to all of
-    them (the checkpoint hook and resume state passed to ``call`` as ``on_superstep``
-    and ``resume``, now None) belong here. Collective over ``COMM_WORLD``.
+    them take effect here: the checkpoint hook and the resume state
+    (:mod:`hpcdist.cli.checkpointing`) are passed to ``call`` as ``on_superstep`` and
+    ``resume``; a stop signal ends the run with a checkpoint and exit status 75.
+    Collective over ``COMM_WORLD``.
 
     Parameters
     ----------
@@ -142,6 +148,9 @@ def _run_algorithm(
     report : callable, optional
         ``report(comm, graph, result) -> lines`` printed after the common summary;
         collective. ``result.params["failed"]`` true makes the exit status 1.
+    identity : dict, optional
+        The parameters that determine the result; a checkpoint written with other
+        values is refused on ``--resume``.
 
     Returns
     -------
@@ -152,6 +161,7 @@ def _run_algorithm(
     from hpcdist.runtime.comm import MPI
     from hpcdist.runtime.context import Context
     from hpcdist.runtime.logs import echo
+    from hpcdist.runtime.preemption import Preempted
 
     with collective(MPI.COMM_WORLD):
         _check_common(args)
@@ -163,7 +173,12 @@ def _run_algorithm(
                      weighted=weighted)
         with graph:
             setup = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
-            result = call(graph, ctx.backend, None, None)
+            try:
+                with checkpointing(args, graph, name, identity or {}) as (hook, resume):
+                    result = call(graph, ctx.backend, hook, resume)
+            except Preempted as stop:
+                echo(comm, f"{name}: {stop}")
+                return stop.exit_code
             # The kernel's own plan and its first (compiling) call belong to the set-up, not the supersteps.
             prep = result.params.get("pull_plan_seconds", 0.0) + result.params.get("warm_up_seconds", 0.0)
             setup += comm.allreduce(prep, op=MPI.MAX)
@@ -171,6 +186,9 @@ def _run_algorithm(
             if args.output:
                 result.to_h5(args.output, setup_seconds=setup)
             _summary(comm, graph, result, setup, name)
+            saved = checkpoint_summary(hook, result.seconds) if hook is not None else None
+            if saved:
+                echo(comm, saved)
             for line in extra:
                 echo(comm, line)
             if args.output:
@@ -197,7 +215,7 @@ def _run_pagerank(args: argparse.Namespace) -> int:
         lines = [f"top {len(best)} vertices (original id, pagerank):"] if best else []
         return lines + [f"  {vid:>12d}  {value:.10e}" for vid, value in best]
 
-    return _run_algorithm(args, "pagerank", call, report=report)
+    return _run_algorithm(args, "pagerank", call, report=report, identity={"alpha": alpha})
 
 
 def _source(args: argparse.Namespace) -> int:
@@ -216,6 +234,8 @@ def _run_bfs(args: argparse.Namespace) -> int:
         seed = _number(args.seed, "--seed", int)
         if roots_k is not None and roots_k < 1:
             raise InputError(f"--roots must be at least 1, got {roots_k}")
+        if roots_k is not None and args.checkpoint_dir:
+            raise InputError("--checkpoint-dir works with one --source, not with --roots")
         if args.direction not in ("auto", "top-down", "bottom-up"):
             raise InputError(f"unknown direction {args.direction!r}; choose one of auto, top-down, bottom-up")
 
@@ -258,7 +278,7 @@ def _run_bfs(args: argparse.Namespace) -> int:
             p.pop(key)
         return lines
 
-    return _run_algorithm(args, "bfs", call, weighted=False, report=report)
+    return _run_algorithm(args, "bfs", call, weighted=False, report=report, identity={"source": source})
 
 
 def _run_cc(args: argparse.Namespace) -> int:
@@ -307,7 +327,8 @@ def _run_sssp(args: argparse.Namespace) -> int:
                 f"farthest at {far:.10g}; delta {p['delta']:.6g} ({'weighted' if p['weighted'] else 'unit weights'}), "
                 f"{p['light_phases']} light and {p['heavy_phases']} heavy phases, {p['edges_relaxed']:,} relaxations"]
 
-    return _run_algorithm(args, "sssp", call, weighted=True if args.weights else None, report=report)
+    return _run_algorithm(args, "sssp", call, weighted=True if args.weights else None, report=report,
+                          identity={"source": source, "delta": delta})
 
 
 def _summary(comm, graph, result, setup: float, name: str) -> None:

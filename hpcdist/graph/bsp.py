@@ -163,8 +163,9 @@ def run_bsp(
     progress : bool
         Show a progress bar on rank 0 (tqdm, on stderr).
     on_superstep : callable, optional
-        ``hook(superstep, program)`` after every superstep, on every rank: the place for
-        checkpoints (it reads ``program.state()`` and ``program.scalars()``).
+        ``hook(superstep, program)`` after every superstep that did not converge, on
+        every rank: the place for checkpoints (it reads ``program.state()`` and
+        ``program.scalars()``).
     resume : Resume, optional
         Restore the program from a checkpoint and continue after ``resume.superstep``;
         the result equals an uninterrupted run's. Superstep numbers (and
@@ -220,10 +221,11 @@ def run_bsp(
                 bar.update(1)
             if comm.Get_rank() == 0:
                 log.debug("%s superstep %d: active %d, %.3f ms", program.name, step, m.active, 1e3 * (t3 - t0))
-            if on_superstep is not None:
-                on_superstep(step, program)
             if converged:
                 break
+            # Not after the last superstep: a run resumed from there would do one more.
+            if on_superstep is not None:
+                on_superstep(step, program)
     finally:
         if bar is not None:
             bar.close()

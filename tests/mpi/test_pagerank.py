@@ -218,8 +218,7 @@ def test_superstep_hook_and_metrics(comm):
     src = np.arange(comm.rank, 50, comm.size)
     with from_edges(src, (src * 7 + 1) % 50, n=50, comm=comm, partitioner="hash") as g:
         r = pagerank(g, tol=1e-12, on_superstep=lambda step, prog: seen.append((step, prog.state()["x"].copy())))
-        assert [s for s, _ in seen] == list(range(r.iterations))
-        assert np.array_equal(seen[-1][1], r.values)
+        assert r.converged and [s for s, _ in seen] == list(range(r.iterations - 1))  # not the converged one
         total_ghosts = comm.allreduce(g.n_ghost)
         assert all(m.bytes_sent == 8 * total_ghosts for m in r.run.metrics)
         assert all(m.compute_s >= 0 and m.exchange_s >= 0 for m in r.run.metrics)
