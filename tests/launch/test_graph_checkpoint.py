@@ -228,3 +228,15 @@ def test_every_algorithm_killed_at_a_random_superstep_resumes_bit_identical(tmp_
             assert int(f.attrs["iterations"]) == total
         for name, values in expected.items():
             assert np.array_equal(f[name][:], values), f"{algorithm} {name} differs after a kill at superstep {step}"
+
+
+@pytest.mark.timeout(90)
+def test_a_hung_rank_ends_the_job_through_the_superstep_watchdog(tmp_path):
+    """A rank that hangs leaves the others in a collective; the watchdog ends the job
+    within the timeout instead of letting it sit until the allocation runs out."""
+    rc, text, took = launch(3, *hpcdist_cmd(), "graph", "pagerank", *RUN, "--superstep-timeout", "3s",
+                            "--checkpoint-dir", str(tmp_path / "ck"), "--checkpoint-every", "2",
+                            env={"HPCDIST_FAULT": "rank:2,superstep:6,kind:hang"}, timeout=60)
+    assert rc == 3 and "no superstep finished" in text and "injected fault: hang on rank 2" in text, text
+    assert took < 30
+    assert _steps(tmp_path / "ck")[-1] == 5
