@@ -1,7 +1,11 @@
 """``hpcdist partition SPEC --parts K --method M``: how well a partitioner splits a graph.
 
-Prints vertices, edges and ghosts per part, balance, edge cut and the bytes of one
-halo exchange. ``K`` may differ from the number of ranks running the command.
+Vertex partitioners (block, metis, hash, auto) report vertices, edges and ghosts per
+part, balance, edge cut and the bytes of one halo exchange; edge partitioners
+(vertex-cut, dbh, hybrid; :mod:`hpcdist.graph.vertexcut`) report edges, masters and
+mirrors per part, replication factor and the bytes of one gather + scatter.
+``--compare`` puts block, metis, hash, vertex-cut, dbh and hybrid side by side. ``K``
+may differ from the number of ranks running the command.
 """
 
 from __future__ import annotations
@@ -9,45 +13,72 @@ from __future__ import annotations
 import argparse
 import json
 
+from hpcdist.graph.partition import ALL_METHODS, EDGE_METHODS, HYBRID_THRESHOLD
 from hpcdist.runtime.errors import InputError, collective
 
 __all__ = ["HELP", "add_arguments", "run"]
 
-HELP = "report the quality of a vertex partition (balance, edge cut, ghosts, exchange bytes)"
+HELP = "report the quality of a vertex or edge partition (balance, cut, replication, traffic)"
 
-METHODS = ("block", "metis", "hash", "auto")
+METHODS = ALL_METHODS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", metavar="SPEC", help="graph file or generator spec (as for `hpcdist graph --input`)")
     p.add_argument("--parts", "-k", default=None, metavar="K", help="number of parts (default: the rank count)")
-    p.add_argument("--method", "-m", default="block", metavar="{block,metis,hash,auto}", help="partitioner (default block)")
+    p.add_argument("--method", "--partitioner", "-m", dest="method", default="block",
+                   metavar="{" + ",".join(METHODS) + "}", help="partitioner (default block)")
+    p.add_argument("--hybrid-threshold", default=None, metavar="D",
+                   help=f"hybrid: in-degree above which a vertex's in-edges are spread (default {HYBRID_THRESHOLD})")
+    p.add_argument("--compare", action="store_true",
+                   help="compare block, metis, hash, vertex-cut, dbh and hybrid in one table")
     p.add_argument("--undirected", action="store_true", help="add both directions of every edge")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def _int_option(value: str | None, name: str, default: int, low: int) -> int:
+    if value is None:
+        return default
+    try:
+        out = int(value)
+    except ValueError:
+        raise InputError(f"{name} expects an integer, got {value!r}") from None
+    if out < low:
+        raise InputError(f"{name} must be at least {low}, got {out}")
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
     """Partition and report. Collective over ``COMM_WORLD``."""
     from hpcdist.graph.distgraph import evaluate_partition
     from hpcdist.graph.io import read_edges
+    from hpcdist.graph.vertexcut import compare_partitioners, comparison_lines, evaluate_edge_partition
     from hpcdist.runtime.comm import MPI, as_comm
     from hpcdist.runtime.logs import echo
 
     comm = as_comm(MPI.COMM_WORLD)
     try:
         with collective(comm):
-            parts = comm.Get_size()
-            if args.parts is not None:
-                try:
-                    parts = int(args.parts)
-                except ValueError:
-                    raise InputError(f"--parts expects an integer, got {args.parts!r}") from None
-            if parts < 1:
-                raise InputError(f"--parts must be at least 1, got {parts}")
-            if args.method.lower() not in METHODS:
+            parts = _int_option(args.parts, "--parts", comm.Get_size(), 1)
+            threshold = _int_option(args.hybrid_threshold, "--hybrid-threshold", HYBRID_THRESHOLD, 0)
+            method = args.method.lower()
+            if method not in METHODS:
                 raise InputError(f"unknown partitioner {args.method!r}; choose one of {', '.join(METHODS)}")
         edges = read_edges(args.spec, comm, undirected=args.undirected, weighted=False)
-        report = evaluate_partition(edges, comm, parts, args.method.lower())
+        if args.compare:
+            rows = compare_partitioners(edges, comm, parts, threshold=threshold)
+            if args.json:
+                echo(comm, json.dumps({"input": args.spec, "parts": parts, "n_vertices": edges.n_vertices,
+                                       "hybrid_threshold": threshold, "rows": [r.as_dict() for r in rows]}))
+            else:
+                title = f"{args.spec}: {edges.n_vertices:,} vertices, {parts} parts (hybrid threshold {threshold})"
+                for line in comparison_lines(rows, title):
+                    echo(comm, line)
+            return 0
+        if method in EDGE_METHODS:
+            report = evaluate_edge_partition(edges, comm, parts, method, threshold)
+        else:
+            report = evaluate_partition(edges, comm, parts, method)
         if args.json:
             echo(comm, json.dumps({"input": args.spec, **report.as_dict()}))
         else:

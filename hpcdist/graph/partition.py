@@ -31,6 +31,12 @@ Methods
     ``metis`` when there is more than one part and the graph has at most
     :data:`AUTO_METIS_MAX_EDGES` edges (METIS then costs well under a second and
     cuts fewer edges), else ``block``.
+
+Edge partitioners (:data:`EDGE_METHODS`: ``vertex-cut``, ``dbh``, ``hybrid``) assign
+edges rather than vertices and replicate vertices as a master plus mirrors; they live
+in :mod:`hpcdist.graph.vertexcut` and are evaluated by ``hpcdist partition``. The graph
+engine runs on vertex partitions only, so :func:`resolve_method` refuses them with a
+message saying so.
 """
 
 from __future__ import annotations
@@ -57,6 +63,9 @@ __all__ = [
     "renumber",
     "balance",
     "resolve_method",
+    "EDGE_METHODS",
+    "ALL_METHODS",
+    "HYBRID_THRESHOLD",
     "Partition",
     "PartitionReport",
     "compute_partition",
@@ -64,6 +73,12 @@ __all__ = [
 ]
 
 METHODS = ("block", "metis", "hash", "auto")
+#: Edge partitioners (vertex-cut / hybrid-cut), see :mod:`hpcdist.graph.vertexcut`.
+EDGE_METHODS = ("vertex-cut", "dbh", "hybrid")
+#: Every name ``hpcdist partition --method`` accepts.
+ALL_METHODS = METHODS + EDGE_METHODS
+#: In-degree above which ``hybrid`` treats a vertex as high-degree (PowerLyra's default).
+HYBRID_THRESHOLD = 100
 #: Largest graph (edges after duplicates collapse) that ``metis`` gathers on rank 0.
 METIS_MAX_EDGES = 100_000_000
 #: METIS imbalance tolerance in 1/1000 (METIS's default).
@@ -190,6 +205,11 @@ def balance(values: np.ndarray) -> float:
 def resolve_method(method: str, parts: int, n_edges: int) -> str:
     """The concrete method ``auto`` stands for (see the module docstring); checks the name."""
     method = (method or "auto").lower()
+    if method in EDGE_METHODS:
+        raise InputError(
+            f"{method!r} is an edge partitioner (vertex-cut); the graph engine needs a vertex "
+            f"partition: choose one of {', '.join(METHODS)} (`hpcdist partition --method {method}` reports it)"
+        )
     if method not in METHODS:
         raise InputError(f"unknown partitioner {method!r}; choose one of {', '.join(METHODS)}")
     if method == "auto":
