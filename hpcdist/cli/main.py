@@ -55,6 +55,8 @@ COMMANDS = (
     ("graph", "graph"),
     ("farm-bench", "farm_bench"),
     ("checkpoint", "checkpoint"),
+    ("report", "report"),
+    ("status", "status"),
 )
 
 
