@@ -37,6 +37,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto", metavar="{numpy,numba,auto}", help="local compute kernels (default auto)")
     p.add_argument("--undirected", action="store_true", help="add both directions of every edge")
     p.add_argument("--progress", action="store_true", help="progress bar on rank 0")
+    p.add_argument("--metrics", metavar="FILE.json[l]",
+                   help="write per-superstep metrics and findings (format: docs/metrics.md)")
     add_checkpoint_arguments(p)
 
 
@@ -116,6 +118,10 @@ def _check_common(args: argparse.Namespace) -> None:
     if args.backend.lower() not in ("numpy", "numba", "auto"):
         raise InputError(f"unknown backend {args.backend!r}; choose one of numpy, numba, auto")
     validate(args)
+    if args.metrics:
+        from hpcdist.metrics import check_metrics_path
+
+        check_metrics_path(args.metrics)
 
 
 def _run_algorithm(
@@ -161,6 +167,7 @@ def _run_algorithm(
     from hpcdist.runtime.comm import MPI
     from hpcdist.runtime.context import Context
     from hpcdist.runtime.logs import echo
+    from hpcdist.metrics import metrics_for_run, slow_hook, write_metrics
     from hpcdist.runtime.preemption import Preempted
 
     with collective(MPI.COMM_WORLD):
@@ -175,7 +182,8 @@ def _run_algorithm(
             setup = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
             try:
                 with checkpointing(args, graph, name, identity or {}) as (hook, resume):
-                    result = call(graph, ctx.backend, hook, resume)
+                    # An injected slow rank (HPCDIST_SLOW) wraps the hook; unset, the hook is unchanged.
+                    result = call(graph, ctx.backend, slow_hook(comm, inner=hook), resume)
             except Preempted as stop:
                 echo(comm, f"{name}: {stop}")
                 return stop.exit_code
@@ -186,6 +194,9 @@ def _run_algorithm(
             if args.output:
                 result.to_h5(args.output, setup_seconds=setup)
             _summary(comm, graph, result, setup, name)
+            if args.metrics:
+                write_metrics(args.metrics, metrics_for_run(comm, graph, result, name), comm=comm)
+                echo(comm, f"wrote {args.metrics}")
             saved = checkpoint_summary(hook, result.seconds) if hook is not None else None
             if saved:
                 echo(comm, saved)

@@ -95,3 +95,20 @@ def test_partition_report_for_more_parts_than_ranks():
     assert rc == 0 and "partition hash into 2 parts" in text, text
     rc, text, _ = launch(2, *hpcdist_cmd(), "partition", "rmat:12", "--parts", "0", timeout=60)
     assert rc == 2 and text.count("--parts must be at least 1") == 1, text
+
+
+@pytest.mark.timeout(120)
+def test_metrics_file_names_an_injected_straggler(tmp_path):
+    """`--metrics` writes per-superstep records; a rank slowed by HPCDIST_SLOW is the straggler found."""
+    out = tmp_path / "m.json"
+    rc, text, _ = launch(3, *hpcdist_cmd(), "graph", "pagerank", "--input", "grid2d:60", "--undirected",
+                         "--alpha", "0.99", "--tol", "1e-300", "--max-iter", "12", "--metrics", str(out),
+                         env={"HPCDIST_SLOW": "rank:2,factor:8"}, timeout=90)
+    assert rc == 0 and f"wrote {out}" in text, text
+    doc = json.loads(out.read_text())
+    assert doc["header"]["algorithm"] == "pagerank" and doc["header"]["ranks"] == 3
+    assert len(doc["supersteps"]) == 12
+    stragglers = [f for f in doc["findings"] if f["kind"] == "straggler"]
+    assert stragglers and all(f["evidence"]["rank"] == 2 for f in stragglers), doc["findings"]
+    rc, text, _ = launch(2, *hpcdist_cmd(), "graph", "cc", "--input", "grid2d:6", "--metrics", "m.csv", timeout=60)
+    assert rc == 2 and "Traceback" not in text and "m.csv" in text, text
