@@ -11,6 +11,11 @@ Steps run under one lock, from one of two places:
   most ``idle_max_s`` while work is in flight, ``rest_s`` when there is none, woken at
   once by a submit). The coordinator therefore does not burn a core while idle.
 
+Either sleeps instead of spinning while every busy worker has work queued behind its
+running task (:meth:`Scheduler.slack`, from the functions' known run times): on a
+machine with no core to spare, a coordinator polling for results it does not need yet
+would take CPU from the workers.
+
 Busy versus dead: any message from a worker counts as a heartbeat. A worker silent for
 ``heartbeat_timeout`` is suspect (gets no new work, is pinged). When its process is on
 this host, the engine then checks it in ``/proc``: alive means busy (e.g. C code holding
@@ -31,6 +36,7 @@ from hpcdist.farm.scheduler import (
     Alive,
     Dispatch,
     Drained,
+    LeaveRequest,
     Ping,
     Quarantine,
     Resolve,
@@ -59,6 +65,8 @@ class Engine:
         idle_max_s: float = 0.001,
         rest_s: float = 0.05,
         spin_s: float = 0.0003,
+        nap_min_s: float = 0.001,
+        waiter_poll_s: float = 0.02,
         drain_event: threading.Event | None = None,
         on_drain: Callable[[], Any] | None = None,
         drain_grace_s: float | None = None,
@@ -70,6 +78,8 @@ class Engine:
         self.idle_max_s = idle_max_s
         self.rest_s = rest_s
         self.spin_s = spin_s
+        self.nap_min_s = nap_min_s
+        self.waiter_poll_s = waiter_poll_s
         self.drain_event = drain_event
         self.on_drain = on_drain
         self.drain_grace_s = drain_grace_s
@@ -81,6 +91,8 @@ class Engine:
         self._next_tick = 0.0
         self._wake = threading.Event()
         self._resting = False
+        self._napping = False
+        self._slept = True
         self._waiters = 0
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -90,7 +102,7 @@ class Engine:
     def post(self, event: Any) -> None:
         """Queue an event from any thread; the next step applies it."""
         self.inbox.append(event)
-        if self._resting:
+        if self._resting or self._napping:
             self._wake.set()
 
     def step(self) -> bool:
@@ -109,7 +121,14 @@ class Engine:
                 ev = prepare(now)  # e.g. a submit whose dependencies are looked at now, under the lock
             ev.now = now  # posted from user threads without a clock
             events.append(ev)
-        events.extend(self.transport.poll(now))
+        # After a sleep, look twice for messages (see Channel.poll); while spinning, the
+        # next turn looks again anyway.
+        slept, self._slept = self._slept, False
+        for ev in self.transport.poll(now, recheck=slept):
+            if type(ev) is LeaveRequest:
+                ev.grace_s = self.drain_grace_s  # every worker asking means the job stops: drain as for a signal
+                log.info("worker %d asked to leave (drain signal): it gets no new tasks", ev.rank)
+            events.append(ev)
         if now >= self._next_tick:
             self._next_tick = now + self.tick_s
             if self.drain_event is not None and self.drain_event.is_set() and not self._drain_posted:
@@ -143,6 +162,9 @@ class Engine:
                 log.info("worker %d quarantined: %s", action.rank, action.reason)
             elif kind is WorkerFailed:
                 self.lost.add(action.rank)
+                forget = getattr(self.transport, "forget", None)
+                if forget is not None:
+                    forget(action.rank)
                 log.warning("worker %d failed: %s", action.rank, action.reason)
             elif kind is Drained:
                 self.drained = True
@@ -157,17 +179,51 @@ class Engine:
         return busy or bool(dispatch) or bool(resolves)
 
     # ---------------------------------------------------- waiting and background
+    def _slack(self) -> float:
+        """Seconds the workers can do without the engine (see :meth:`Scheduler.slack`)."""
+        if self.inbox:
+            return 0.0
+        return self.scheduler.slack(time.monotonic(), self.tick_s)
+
+    def _sending(self) -> bool:
+        return bool(getattr(self.transport, "sending", False))
+
+    def _locked_slack(self) -> float:
+        with self.lock:
+            return self._slack()
+
+    def _nap(self, seconds: float) -> None:
+        """Sleep ``seconds``, or until a user thread posts an event."""
+        self._slept = True
+        self._napping = True
+        self._wake.clear()
+        if not self.inbox:
+            self._wake.wait(seconds)
+        self._napping = False
+
     def wait_until(self, done: Callable[[], bool], timeout: float | None = None) -> bool:
-        """Drive the farm from this thread until ``done()`` or ``timeout``; True when done."""
+        """Drive the farm from this thread until ``done()`` or ``timeout``; True when done.
+
+        The waiting thread does the engine's steps itself: a result is taken off the
+        wire, resolved and the next task sent without waking another thread. When the
+        workers have work queued for a while (:meth:`_slack`) it sleeps through that;
+        otherwise it spins for ``spin_s``, then backs off up to ``idle_max_s``.
+        """
         end = None if timeout is None else time.monotonic() + timeout
         self._waiters += 1
         try:
             idle_since: float | None = None
             sleep_s = 0.0
             while not done():
+                slack = 0.0
                 if self.lock.acquire(blocking=False):
                     try:
-                        worked = self._step()
+                        # A large send moves only while MPI is polled: keep stepping.
+                        worked = self._step() or self._sending()
+                        # The slack only shrinks while nothing happens: look at it when an
+                        # idle stretch begins, then only before each sleep.
+                        if not worked and (idle_since is None or time.monotonic() - idle_since >= self.spin_s):
+                            slack = self._slack()
                     finally:
                         self.lock.release()
                 else:
@@ -178,6 +234,11 @@ class Engine:
                 if worked:
                     idle_since = None
                     continue
+                if slack > self.nap_min_s:
+                    nap = 0.75 * slack
+                    self._nap(nap if end is None else min(nap, max(0.0, end - now)))
+                    idle_since = None
+                    continue
                 if idle_since is None:
                     idle_since, sleep_s = now, 0.0
                 if now - idle_since < self.spin_s:
@@ -185,6 +246,7 @@ class Engine:
                 sleep_s = min(self.idle_max_s, max(2 * sleep_s, 2e-5))
                 if end is not None:
                     sleep_s = min(sleep_s, max(0.0, end - now))
+                self._slept = True
                 time.sleep(sleep_s)
             return True
         finally:
@@ -204,23 +266,28 @@ class Engine:
         sleep_s = 0.0
         while not self._closed:
             if self._waiters:
-                time.sleep(self.idle_max_s * 5)  # a waiting thread drives; stay out of its way
+                time.sleep(self.waiter_poll_s)  # a waiting thread drives; stay out of its way
                 continue
             try:
                 worked = self.step()
             except BaseException:  # noqa: BLE001 - an engine bug must not die silently in a thread
                 log.exception("farm engine step failed")
                 raise
-            if worked:
+            if worked or self._sending():
                 sleep_s = 0.0
                 continue
             if self.scheduler.idle and not self.inbox:
                 self._resting = True
+                self._slept = True
                 self._wake.clear()
                 if not self.inbox:
                     self._wake.wait(self.rest_s)
                 self._resting = False
                 sleep_s = 0.0
+            elif (slack := self._locked_slack()) > self.nap_min_s:
+                self._nap(0.75 * slack)
+                sleep_s = 0.0
             else:
                 sleep_s = min(self.idle_max_s, max(2 * sleep_s, 5e-5))
+                self._slept = True
                 time.sleep(sleep_s)

@@ -36,6 +36,8 @@ __all__ = ["Farm", "TaskFuture"]
 
 log = get_logger(__name__)
 _UNSET: Any = object()
+_PENDING = cf._base.PENDING
+_FINISHED = cf._base.FINISHED
 
 
 class TaskFuture(cf.Future):
@@ -55,7 +57,17 @@ class TaskFuture(cf.Future):
     """
 
     def __init__(self, farm: "Farm", task_id: int, key: str | None = None) -> None:
-        super().__init__()
+        # cf.Future.__init__ without its per-future Condition (a few microseconds each,
+        # the largest cost of a submit): the futures of a farm share one. Safe because
+        # the base class only *waits* on it in result()/exception(), which this class
+        # reaches once the future is done; set_result's notify_all then wakes nobody
+        # spuriously, and wait()/as_completed() register their own waiters as usual.
+        self._condition = farm._future_condition
+        self._state = _PENDING
+        self._result = None
+        self._exception = None
+        self._waiters = []
+        self._done_callbacks = []
         self._farm = farm
         self.id = task_id
         self.key = key
@@ -76,6 +88,8 @@ class TaskFuture(cf.Future):
         return info.status if info is not None else None
 
     def result(self, timeout: float | None = None) -> Any:
+        if self._state == _FINISHED and self._exception is None:
+            return self._result  # set before the state (cf.Future.set_result): no lock needed to read
         if not self.done():
             self._farm._wait_for(self, timeout)
         return super().result(timeout=0 if timeout is not None else None)
@@ -177,6 +191,7 @@ class Farm(cf.Executor):
         self._environ = environ
         self._ids = itertools.count()
         self._futures: dict[int, TaskFuture] = {}
+        self._future_condition = threading.Condition()  # shared by this farm's futures (see TaskFuture)
         self._item_keys: dict[int, list[str]] = {}  # journal keys of a map chunk's items, by task id
         #: Tasks (and map items) answered from the journal without running, on this farm.
         self.skipped = 0
@@ -210,7 +225,9 @@ class Farm(cf.Executor):
         all_caps = ctx.comm.gather(caps, root=0)
         if ctx.rank != 0:
             self.is_coordinator = False
-            self._worker_shutdown = serve(ctx.comm, heartbeat_interval=self.settings.heartbeat_interval)
+            drain_event = self._drain_signal.requested if self._drain_signal is not None else None
+            self._worker_shutdown = serve(ctx.comm, heartbeat_interval=self.settings.heartbeat_interval,
+                                          drain_event=drain_event)
             return None
         try:
             self._start_coordinator(all_caps)
@@ -440,15 +457,38 @@ class Farm(cf.Executor):
                     done.append((r.task.key, r.value))
             if done:
                 self.journal.record_many(done)  # durable before any future says "done"
-        for r in resolves:
-            fut = self._futures.pop(r.task.id, None)
-            if fut is None or fut.done():
+        futures = self._futures
+        completed = TaskStatus.COMPLETED
+        done: list[TaskFuture] = []
+        others: list[tuple[TaskFuture, Resolve]] = []
+        # Results of the whole batch under one acquisition of the futures' shared
+        # condition and one notify_all (what cf.Future.set_result does per future).
+        with self._future_condition:
+            for r in resolves:
+                fut = futures.pop(r.task.id, None)
+                if fut is None:
+                    continue
+                if r.status != completed:
+                    others.append((fut, r))
+                    continue
+                if fut._state != _PENDING and fut._state != cf._base.RUNNING:
+                    continue  # the user cancelled it at this very moment
+                fut.elapsed = r.task.elapsed
+                fut._result = r.value
+                fut._state = _FINISHED
+                for waiter in fut._waiters:
+                    waiter.add_result(fut)
+                done.append(fut)
+            if done:
+                self._future_condition.notify_all()
+        for fut in done:
+            if fut._done_callbacks:
+                fut._invoke_callbacks()
+        for fut, r in others:
+            if fut.done():
                 continue
             try:
-                if r.status == TaskStatus.COMPLETED:
-                    fut.elapsed = r.task.elapsed
-                    fut.set_result(r.value)
-                elif r.status == TaskStatus.CANCELLED:
+                if r.status == TaskStatus.CANCELLED:
                     cf.Future.cancel(fut)
                 else:
                     fut.set_exception(r.value)

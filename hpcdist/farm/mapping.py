@@ -83,6 +83,7 @@ class MapIterator:
         self.priority = priority
         self.submit_kw = submit_kw
         self.window: deque[_Chunk] = deque()
+        self._refill_at: int | None = None
         self.done_q: deque[_Chunk] = deque()
         self.exhausted = False
         self.ready: deque[Any] = deque()
@@ -126,7 +127,12 @@ class MapIterator:
         return size
 
     def _fill(self) -> None:
+        if self.exhausted:
+            return
+        if self._refill_at is not None and len(self.window) > self._refill_at:
+            return  # refill in bursts: fewer window computations, and bigger batches per message
         limit = self._max_chunks()
+        self._refill_at = limit - max(1, limit // 8)
         size = self._chunk_size()
         while not self.exhausted and len(self.window) < limit:
             chunk = list(itertools.islice(self.items, size))

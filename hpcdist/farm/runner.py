@@ -16,6 +16,7 @@ when the C call returns. Either way the worker reports the task as cancelled.
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 import time
 from collections import deque
@@ -68,6 +69,24 @@ class Validated:
 
     def __reduce__(self):
         return (Validated, (self.fn, self.validator))
+
+
+_yield = getattr(os, "sched_yield", lambda: None)
+
+#: A result this large (bytes) goes back at once, not held to share a message.
+LARGE_RESULT = 256 * 1024
+
+
+def _large(value: Any) -> bool:
+    """Whether ``value`` (or an item of a short list of results, a map chunk) is a large buffer."""
+    if isinstance(value, (list, tuple)):
+        return len(value) <= 8 and any(_nbytes(v) >= LARGE_RESULT for v in value)
+    return _nbytes(value) >= LARGE_RESULT
+
+
+def _nbytes(value: Any) -> int:
+    nbytes = getattr(value, "nbytes", 0)
+    return nbytes if isinstance(nbytes, int) else 0
 
 
 def _raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> None:
@@ -138,6 +157,11 @@ class Runner:
             return True
         self._thread.join(join_s)
         return not self._thread.is_alive()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stop.is_set()
 
     def running_ids(self) -> tuple[int, ...]:
         with self._lock:
@@ -226,7 +250,12 @@ class Runner:
                     if not outbox:
                         first_held = time.perf_counter()
                     outbox.append(outcome)
-                    if not self._queue or time.perf_counter() - first_held >= self.flush_s:
+                    # Hold an outcome only while the next ones may join it within flush_s:
+                    # after a long task, holding it would hide a free slot from the
+                    # coordinator for a whole task and let this worker's queue run dry.
+                    now = time.perf_counter()
+                    if (not self._queue or now - first_held >= self.flush_s or (outcome[3] or 0.0) >= self.flush_s
+                            or _large(outcome[2])):
                         self._emit(outbox)
                         outbox = []
                     continue
@@ -237,6 +266,10 @@ class Runner:
                 if idle_since is None:
                     idle_since, sleep_s = now, 0.0
                 if now - idle_since < self.spin_s:
+                    # Spinning keeps a round trip short; yielding the core on each turn
+                    # lets the coordinator (or the other worker) run when the cores are
+                    # all taken, where a plain spin would slow down the one feeding us.
+                    _yield()
                     continue
                 sleep_s = min(self.idle_max_s, max(2 * sleep_s, 2e-5))
                 self._wait(sleep_s)

@@ -68,6 +68,7 @@ __all__ = [
     "Cancel",
     "Drain",
     "DrainAll",
+    "LeaveRequest",
     "WorkerLost",
     # actions
     "Dispatch",
@@ -85,6 +86,8 @@ MAX_DEPTH = 256
 #: Tasks the dispatcher may pass over in one pass (held back by requirements or the
 #: strategy) before it stops looking: bounds the cost of a pass on a long queue.
 SKIP_LIMIT = 256
+#: Queued tasks :meth:`Scheduler.slack` looks at per worker; the rest count at their average.
+SLACK_SAMPLE = 8
 
 
 # ----------------------------------------------------------------------------- events
@@ -160,6 +163,19 @@ class DrainAll:
     (a rerun of the job runs them again).
     """
 
+    now: float
+    grace_s: float | None = None
+
+
+@dataclass
+class LeaveRequest:
+    """A worker asks to leave the pool (it got a drain signal on its own).
+
+    It is drained like :class:`Drain`. When every live worker has asked, the whole farm
+    drains as for :class:`DrainAll` (with ``grace_s``): the job is being stopped.
+    """
+
+    rank: int
     now: float
     grace_s: float | None = None
 
@@ -355,6 +371,7 @@ class Scheduler:
         self.history_size = history
         self.fn_ewma: dict[str, float] = {}
         self.draining = False
+        self._leaving: set[int] = set()  # workers that asked to leave (LeaveRequest)
         self._drain_deadline: float | None = None
         self._drained_sent = False
         self._ready: list[tuple[int, int, Task]] = []
@@ -538,6 +555,16 @@ class Scheduler:
         for task in list(self.tasks.values()):
             if task.status == TaskStatus.PENDING:
                 self._check_possible(task, ev.now, actions)
+
+    def _on_LeaveRequest(self, ev: LeaveRequest, actions: list) -> None:
+        w = self.workers.get(ev.rank)
+        if w is None or w.lost:
+            return
+        self._leaving.add(ev.rank)
+        if all(x.rank in self._leaving for x in self.workers.values() if not x.lost):
+            self._on_DrainAll(DrainAll(ev.now, ev.grace_s), actions)
+        else:
+            self._on_Drain(Drain(ev.rank, ev.now), actions)
 
     def _on_DrainAll(self, ev: DrainAll, actions: list) -> None:
         if self.draining:
@@ -730,6 +757,67 @@ class Scheduler:
             return True, None
         return now + expected + self.margin_s <= self.deadline, expected
 
+    def _fn_depth(self, task: Task) -> int | None:
+        """Tasks a worker may hold when ``task`` is placed, by what its function is known to take.
+
+        A worker's own depth comes from its EWMA over every function it ran: after a
+        thousand no-ops it would queue 256 tasks of a 10 ms function too, all on one
+        worker. So a function never timed gets the minimum depth, a timed one about
+        ``prefetch_s`` of its own work. None: no limit beyond the worker's (a fixed
+        ``max_in_flight``, or a task without a function name).
+        """
+        if self.max_in_flight is not None or not task.fn_name:
+            return None
+        expected = task.expected_s if task.expected_s is not None else self.fn_ewma.get(task.fn_name)
+        if expected is None:
+            return MIN_DEPTH
+        return max(MIN_DEPTH, min(MAX_DEPTH, math.ceil(self.prefetch_s / max(expected, 1e-7))))
+
+    def slack(self, now: float, horizon: float) -> float:
+        """Seconds the engine may leave the workers alone (at most ``horizon``).
+
+        A worker holding several tasks needs the coordinator only before its queue runs
+        dry: the known run time of the tasks queued behind the one running (their
+        functions' EWMA or ``expected_s``). The running one's progress is left out on
+        purpose: its start is only known as when the previous result was *seen*, and
+        counting it would let each late look make the next one later still. A worker
+        with a single task has nothing queued; there the estimate of what is left of
+        it only decides how soon its result is looked for. 0 when a task's length is
+        unknown (its result may come at any moment).
+        """
+        least = horizon
+        tasks = self.tasks
+        ewma = self.fn_ewma
+        for w in self.workers.values():
+            if w.lost or not w.running:
+                continue
+            left = 0.0
+            n = len(w.running)
+            for i, task_id in enumerate(w.running):
+                task = tasks.get(task_id)
+                if task is None:
+                    return 0.0
+                expected = task.expected_s if task.expected_s is not None else ewma.get(task.fn_name)
+                if expected is None:
+                    return 0.0
+                if i == 0:
+                    if n == 1:
+                        left = w.head_since + expected - now
+                    continue
+                left += expected
+                if left >= least:
+                    break
+                if i == SLACK_SAMPLE and n > i + 1:
+                    # A deep queue of short tasks: the rest are counted at the average so far,
+                    # so that an idle step does not walk 256 tasks.
+                    left += (left / i) * (n - 1 - i)
+                    break
+            if left < least:
+                if left <= 0.0:
+                    return 0.0
+                least = left
+        return least
+
     def _dispatch(self, now: float, actions: list) -> None:
         if self.draining or not self._ready:
             return
@@ -757,6 +845,18 @@ class Scheduler:
                 continue
             req = task.requires
             cands = [w for w in free if req.satisfied_by(w.caps, labels=labels)]
+            depth = self._fn_depth(task)
+            if depth is not None and cands:
+                roomy = [w for w in cands if w.in_flight < depth]
+                if not roomy:
+                    # Every worker that could take it already holds its function's depth
+                    # of work: wait for results. When those are all the free workers,
+                    # nothing behind it can go anywhere new either: end the pass.
+                    skipped.append(entry)
+                    if len(cands) == len(free):
+                        break
+                    continue
+                cands = roomy
             if task.tried and cands:
                 untried = [w for w in healthy if w.rank not in task.tried and req.satisfied_by(w.caps, labels=labels)]
                 if untried:

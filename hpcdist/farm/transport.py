@@ -20,8 +20,8 @@ from typing import Any
 
 from hpcdist.farm.requirements import Capabilities
 from hpcdist.farm.runner import Runner
-from hpcdist.farm.scheduler import Heartbeat, Results
-from hpcdist.farm.serialization import Channel, pack, pack_exception, unpack, unpack_exception
+from hpcdist.farm.scheduler import Heartbeat, LeaveRequest, Results
+from hpcdist.farm.serialization import Channel, envelope_nbytes, pack, pack_exception, unpack, unpack_exception
 from hpcdist.farm.tasks import Task
 from hpcdist.runtime.messages import Msg
 
@@ -29,6 +29,10 @@ __all__ = ["MPITransport", "LocalTransport", "process_alive"]
 
 #: Messages taken per poll, so that one flood cannot starve the rest of the engine.
 MAX_MESSAGES_PER_POLL = 256
+#: A batch of tasks whose arguments exceed this many bytes goes as several messages.
+SPLIT_BYTES = 1 << 20
+#: Bytes of such messages on the wire to one worker at a time (at least one message).
+INFLIGHT_BYTES = 4 << 20
 
 
 def process_alive(pid: int) -> bool:
@@ -61,21 +65,63 @@ def _outcomes(rank: int, envelope: tuple) -> list[tuple[int, str, Any, float | N
 
 
 class MPITransport:
-    """Talks to the workers ``1..size-1`` of ``comm`` with nonblocking pkl5 messages."""
+    """Talks to the workers ``1..size-1`` of ``comm`` with nonblocking messages (:class:`Channel`)."""
 
     def __init__(self, comm: Any, caps: dict[int, Capabilities]) -> None:
         self.chan = Channel(comm)
         self.caps = caps
         self.host = socket.gethostname()
-        self._sends: list[tuple[Any, Any]] = []  # (request, what it sends: kept alive until done)
+        # (request, what it sends: kept alive until done, rank, bytes counted in flight)
+        self._sends: list[tuple[Any, Any, int, int]] = []
+        self._backlog: dict[int, deque[tuple[Any, int]]] = {}  # large task messages not sent yet
+        self._inflight: dict[int, int] = {}  # bytes of large task messages on the wire, by rank
 
-    def _isend(self, obj: Any, rank: int, tag: int) -> None:
-        self._sends.append((self.chan.isend(obj, rank, tag), obj))
+    def _isend(self, obj: Any, rank: int, tag: int, nbytes: int = 0) -> None:
+        self._sends.append((self.chan.isend(obj, rank, tag), obj, rank, nbytes))
+        if nbytes:
+            self._inflight[rank] = self._inflight.get(rank, 0) + nbytes
+
+    def _send_large(self, rank: int, env: tuple) -> None:
+        """A task message of split batch: sent now, or once less than ``INFLIGHT_BYTES`` is on the wire.
+
+        Hundreds of large sends posted at once make every poll test them all, and MPI
+        moves them no faster than a few at a time: the worker takes them in order anyway.
+        """
+        size = envelope_nbytes(env)
+        queue = self._backlog.get(rank)
+        busy = self._inflight.get(rank, 0)
+        if queue or (busy and busy + size > INFLIGHT_BYTES):
+            self._backlog.setdefault(rank, deque()).append((env, size))
+        else:
+            self._isend(env, rank, Msg.TASK.tag, size)
+
+    def _reap(self) -> None:
+        """Forget the sends that completed; start backlogged ones where room was made."""
+        still = []
+        for s in self._sends:
+            if s[0].test()[0]:
+                if s[3]:
+                    self._inflight[s[2]] -= s[3]
+            else:
+                still.append(s)
+        self._sends = still
+        for rank, queue in self._backlog.items():
+            while queue and (not self._inflight.get(rank) or self._inflight[rank] + queue[0][1] <= INFLIGHT_BYTES):
+                env, size = queue.popleft()
+                self._isend(env, rank, Msg.TASK.tag, size)
+
+    def forget(self, rank: int) -> None:
+        """Drop what waits to be sent to ``rank`` (a failed worker)."""
+        self._backlog.pop(rank, None)
 
     def send_tasks(self, rank: int, tasks: list[Task]) -> list[Any]:
         ids = [t.id for t in tasks]
         try:
-            self._isend(pack(ids, None, [t.payload for t in tasks]), rank, Msg.TASK.tag)
+            env = pack(ids, None, [t.payload for t in tasks])
+            if len(tasks) > 1 and envelope_nbytes(env) > SPLIT_BYTES:
+                self._send_split(rank, tasks)
+            else:
+                self._isend(env, rank, Msg.TASK.tag)
             return []
         except Exception:  # noqa: BLE001 - find the tasks that do not pickle, send the rest
             good, failed = [], []
@@ -90,6 +136,34 @@ class MPITransport:
                 self._isend(pack([t.id for t in good], None, [t.payload for t in good]), rank, Msg.TASK.tag)
             return [Results(rank, failed, 0.0)] if failed else []
 
+    def _send_split(self, rank: int, tasks: list[Task]) -> None:
+        """A batch with large arguments as several messages of about ``SPLIT_BYTES``.
+
+        The worker starts on the first task while the next ones are still on the wire,
+        and sends its results back meanwhile; one message of a hundred arrays would be
+        received whole before anything runs.
+        """
+        group: list[Task] = []
+        group_bytes = 0
+        for t in tasks:
+            env = pack([t.id], None, [t.payload])
+            size = envelope_nbytes(env)
+            if group and group_bytes + size > SPLIT_BYTES:
+                self._send_large(rank, pack([g.id for g in group], None, [g.payload for g in group]))
+                group, group_bytes = [], 0
+            if size > SPLIT_BYTES:
+                self._send_large(rank, env)
+                continue
+            group.append(t)
+            group_bytes += size
+        if group:
+            self._send_large(rank, pack([g.id for g in group], None, [g.payload for g in group]))
+
+    @property
+    def sending(self) -> bool:
+        """Whether a send is still in progress (a large one moves only while MPI is polled)."""
+        return bool(self._sends) or any(self._backlog.values())
+
     def send_cancel(self, rank: int, ids: list[int]) -> None:
         self._isend(list(ids), rank, Msg.CANCEL.tag)
 
@@ -97,6 +171,7 @@ class MPITransport:
         self._isend(None, rank, Msg.PING.tag)
 
     def shutdown(self, ranks: list[int], payload: dict[str, Any]) -> None:
+        self._backlog.clear()  # tasks that ended (cancelled) before they were sent: a worker past SHUTDOWN must get nothing more
         for rank in ranks:
             self._isend(payload, rank, Msg.SHUTDOWN.tag)
 
@@ -106,24 +181,28 @@ class MPITransport:
 
         end = time.monotonic() + timeout_s
         while self._sends and time.monotonic() < end:
-            self._sends = [s for s in self._sends if not s[0].test()[0]]
+            self._reap()
             if self._sends:
                 time.sleep(0.0005)
         return not self._sends
 
-    def poll(self, now: float) -> list[Any]:
+    def poll(self, now: float, recheck: bool = True) -> list[Any]:
+        """Messages that arrived, as events; ``recheck``: look twice before saying none (after a sleep)."""
         from hpcdist.runtime.comm import MPI
 
-        if self._sends:
-            self._sends = [s for s in self._sends if not s[0].test()[0]]
+        if self._sends or self._backlog:
+            self._reap()
         events: list[Any] = []
-        for _ in range(MAX_MESSAGES_PER_POLL):
-            msg = self.chan.poll(MPI.ANY_SOURCE, MPI.ANY_TAG)
+        for i in range(MAX_MESSAGES_PER_POLL):
+            msg = self.chan.poll(MPI.ANY_SOURCE, MPI.ANY_TAG, recheck=recheck and i == 0)
             if msg is None:
                 break
             source, tag, obj = msg
             if tag == Msg.RESULT.tag:
                 events.append(Results(source, _outcomes(source, obj), now))
+            elif tag == Msg.LEAVE.tag:
+                events.append(Heartbeat(source, now))
+                events.append(LeaveRequest(source, now))
             elif tag in (Msg.HEARTBEAT.tag, Msg.PING.tag, Msg.RESOURCE_UPDATE.tag):
                 obj = obj or {}
                 running = obj.get("running")
@@ -183,7 +262,7 @@ class LocalTransport:
     def flush(self, timeout_s: float = 5.0) -> bool:
         return True
 
-    def poll(self, now: float) -> list[Any]:
+    def poll(self, now: float, recheck: bool = True) -> list[Any]:
         events: list[Any] = []
         while self._results:
             batch = self._results.popleft()

@@ -5,7 +5,9 @@ Two threads per worker. The :class:`~hpcdist.farm.runner.Runner` thread receives
 (:func:`serve`) polls the control tags (``CANCEL``, ``PING``, ``SHUTDOWN``) every few
 milliseconds and sends a ``HEARTBEAT`` (running ids and resource figures) every
 ``heartbeat_interval`` seconds. Both use MPI (mpi4py initialises MPI with
-``MPI_THREAD_MULTIPLE``); pkl5 keeps the parts of one message together.
+``MPI_THREAD_MULTIPLE``); the :class:`~hpcdist.farm.serialization.Channel` keeps the
+parts of one message together. On a drain signal (``SIGTERM``) the main thread asks
+the coordinator to drain this worker (``LEAVE``) and serves on until the shutdown.
 """
 
 from __future__ import annotations
@@ -99,11 +101,20 @@ def serve(
     comm: Any,
     *,
     heartbeat_interval: float = 1.0,
-    control_poll_s: float = 0.005,
+    control_poll_s: float = 0.01,
+    drain_event: threading.Event | None = None,
 ) -> dict[str, Any]:
     """Serve the coordinator until it says SHUTDOWN; return the shutdown message.
 
     Collective in effect: the coordinator must run the farm on the same ``comm``.
+
+    Parameters
+    ----------
+    drain_event : threading.Event, optional
+        Set by this rank's drain signal (``SIGTERM``): the worker then asks the
+        coordinator to drain it (``LEAVE``) and serves on until the shutdown, finishing
+        its running task. A worker cannot leave the MPI job alone; when every worker
+        has asked, the coordinator drains the whole farm.
     """
     rank = comm.Get_rank()
     host = socket.gethostname()
@@ -111,16 +122,15 @@ def serve(
     tag_task = Msg.TASK.tag
 
     def fetch() -> list[tuple[int, Any]]:
-        got: list[tuple[int, Any]] = []
-        while True:
-            msg = chan.poll(COORDINATOR, tag_task)
-            if msg is None:
-                return got
-            ids, _, objs = unpack(msg[2])
-            if isinstance(objs, BaseException):
-                got.extend((i, objs) for i in ids)
-            else:
-                got.extend(zip(ids, objs))
+        # One message per call (the runner calls before each task): a worker sent many
+        # large arguments in several messages starts on the first while the rest arrive.
+        msg = chan.poll(COORDINATOR, tag_task)
+        if msg is None:
+            return []
+        ids, _, objs = unpack(msg[2])
+        if isinstance(objs, BaseException):
+            return [(i, objs) for i in ids]
+        return list(zip(ids, objs))
 
     pending: list = []  # results in flight: a large one must not block this thread (rendezvous)
     pending_lock = threading.Lock()
@@ -145,9 +155,14 @@ def serve(
     t_start, cpu0 = time.monotonic(), sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
     next_beat = 0.0
     shutdown: dict[str, Any] = {}
+    asked_to_leave = False
     try:
         while True:
             now = time.monotonic()
+            if drain_event is not None and not asked_to_leave and drain_event.is_set():
+                asked_to_leave = True
+                log.info("rank %d: drain signal; asking the coordinator to drain this worker", rank)
+                chan.send({"running": runner.running_ids()}, COORDINATOR, Msg.LEAVE.tag)
             if now >= next_beat:
                 chan.send({"running": runner.running_ids(), "resources": resource_figures(runner, t_start, cpu0)},
                           COORDINATOR, Msg.HEARTBEAT.tag)

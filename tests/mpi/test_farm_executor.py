@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import ctypes
 import os
+import signal
 import socket
 import time
 
@@ -87,6 +88,12 @@ def touch(path):
 
 def array_roundtrip(a):
     return a * 2, my_rank()
+
+
+def sigterm_self():
+    # What Slurm or an operator does to one rank: the worker must ask to be drained, not die.
+    os.kill(os.getpid(), signal.SIGTERM)
+    return my_rank()
 
 
 def shared_path(comm, tmp_path, name):
@@ -369,6 +376,19 @@ def test_drain_sends_no_more_work_to_a_worker(comm):
                 farm.drain(farm.workers()[0].rank)
                 with pytest.raises(Exception, match="no worker"):
                     farm.submit(square, 2).result(timeout=10)
+
+
+def test_sigterm_on_one_worker_drains_only_that_worker(comm):
+    with Farm(comm, **FAST) as farm:
+        if farm is not None and comm.size >= 3:  # with one worker, its signal drains the whole farm
+            rank = farm.submit(sigterm_self).result(timeout=30)
+            end = time.monotonic() + 10
+            while {w.rank: w.status.value for w in farm.workers()}[rank] != "offline":
+                assert time.monotonic() < end, farm.workers()
+                time.sleep(0.01)
+            ranks = {f.result(timeout=30) for f in [farm.submit(where) for _ in range(20)]}
+            assert ranks and rank not in ranks
+            assert not farm.scheduler.draining  # the others go on; the job ends normally
 
 
 def test_settings_precedence(comm):

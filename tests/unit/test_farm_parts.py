@@ -45,6 +45,39 @@ def test_arrays_go_out_of_band_without_copies():
     assert np.array_equal(loads(data, buffers)["x"], a)
 
 
+def test_channel_sends_small_messages_whole_and_large_ones_from_their_memory():
+    from hpcdist.farm.serialization import INBAND_MAX, Channel, _wire
+    from hpcdist.runtime.comm import MPI
+
+    small = {"ids": [1, 2], "x": np.arange(10)}
+    assert _wire(small)[1] == []  # one MPI message, the little array in band
+    big = [np.arange(300_000, dtype=np.float64), "text", np.ones((10, 10))]
+    header, parts = _wire(big)
+    assert header[0] == 0 and len(parts) == 3  # header, then pickle + both arrays out of band
+    assert np.shares_memory(np.frombuffer(parts[1], dtype=np.float64), big[0])  # sent from its own memory
+    assert memoryview(parts[1]).nbytes > INBAND_MAX
+    comm = MPI.COMM_SELF.Dup()
+    try:
+        chan = Channel(comm)
+        assert chan.poll(0, 7) is None
+        for obj in (small, big):
+            sent = chan.isend(obj, 0, 7)
+            deadline = time.monotonic() + 10
+            while (msg := chan.poll(0, 7)) is None:
+                assert time.monotonic() < deadline
+            assert sent.test()[0] and msg[:2] == (0, 7)
+            got = msg[2]
+            if obj is small:
+                assert got["ids"] == [1, 2] and np.array_equal(got["x"], small["x"])
+            else:
+                assert got[1] == "text" and np.array_equal(got[0], big[0]) and np.array_equal(got[2], big[2])
+                got[0][0] = -1.0  # received into writable memory of its own
+                assert big[0][0] == 0.0
+        assert chan.poll(0, 7) is None
+    finally:
+        comm.Free()
+
+
 def test_envelope_reports_unpickling_errors_against_ids():
     env = pack([1, 2], "meta", [("fn", 1), ("fn", 2)])
     assert unpack(env) == ([1, 2], "meta", [("fn", 1), ("fn", 2)])

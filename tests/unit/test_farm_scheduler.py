@@ -13,6 +13,7 @@ from hpcdist.farm.scheduler import (
     DrainAll,
     Drained,
     Heartbeat,
+    LeaveRequest,
     Ping,
     Quarantine,
     Resolve,
@@ -125,6 +126,65 @@ def test_in_flight_is_bounded_per_worker_and_adapts_to_task_time():
     # Long tasks keep the depth at the minimum.
     acts = s.handle(Results(2, [(i, "ok", 0, 10.0) for i in list(s.workers[2].running)], 2.0))
     assert s.workers[2].capacity == 2 and s.workers[2].in_flight == 2
+
+
+def test_a_function_never_timed_gets_the_minimum_depth_on_a_deep_worker():
+    s = make(2)
+    warm = [task("tiny") for _ in range(2)]
+    acts = s.handle_many(Submit(t, 0.0) for t in warm)
+    for rank in (1, 2):
+        s.handle(ok(rank, *[tid for r, tid in dispatched(acts) if r == rank], elapsed=1e-6))
+    assert s.workers[1].capacity == 256  # what the worker's own EWMA allows
+    # A new function: its length is unknown, so no worker may take 256 of it.
+    slow = [task("slow") for _ in range(100)]
+    per_rank = {1: 0, 2: 0}
+    for r, _ in dispatched(s.handle_many(Submit(t, 1.0) for t in slow)):
+        per_rank[r] += 1
+    assert per_rank == {1: 2, 2: 2}
+    # Once timed at 10 ms, about prefetch_s (5 ms) of it: still the minimum of 2 each.
+    head = next(iter(s.workers[1].running))
+    acts = s.handle(ok(1, head, now=1.01, elapsed=0.01))
+    assert len(dispatched(acts)) == 1 and s.workers[1].in_flight == 2
+
+
+def test_slack_counts_the_work_queued_behind_the_running_task():
+    s = make(2)
+    a = [task("ten_ms") for _ in range(6)]
+    s.fn_ewma["ten_ms"] = 0.010
+    s.handle_many(Submit(t, 0.0) for t in a)  # 2 per worker: one runs, one waits
+    assert s.slack(0.0, horizon=1.0) == pytest.approx(0.010)
+    assert s.slack(0.0, horizon=0.004) == pytest.approx(0.004)  # bounded by the horizon
+    s.handle(Submit(task("never_timed"), 0.0))
+    assert s.slack(0.0, 1.0) == pytest.approx(0.010)  # queued at the scheduler, not at a worker
+    # One task left on a worker: how much of it is left (its start is when it was seen).
+    solo = make(1)
+    solo.fn_ewma["ten_ms"] = 0.010
+    solo.handle(Submit(task("ten_ms"), 0.0))
+    assert solo.slack(0.004, 1.0) == pytest.approx(0.006)
+    assert solo.slack(0.020, 1.0) == 0.0
+    unknown = make(1)
+    unknown.handle(Submit(task("never_timed"), 0.0))
+    assert unknown.slack(0.0, 1.0) == 0.0  # its result may come at any moment
+
+
+def test_a_worker_asking_to_leave_is_drained_and_all_asking_drains_the_farm():
+    s = make(2, max_in_flight=2)
+    ts = [task() for _ in range(6)]
+    s.handle_many(Submit(t, 0.0) for t in ts)
+    on_1 = list(s.workers[1].running)
+    acts = s.handle(LeaveRequest(1, 1.0))
+    assert any(isinstance(x, SendCancel) and x.rank == 1 and x.task_ids == on_1[1:] for x in acts)
+    assert s.workers[1].draining and not s.draining
+    acts = s.handle(ok(1, on_1[0], now=1.5))
+    assert all(r == 2 for r, _ in dispatched(acts))
+    assert s.workers[1].status == WorkerStatus.OFFLINE
+    acts = s.handle(LeaveRequest(2, 2.0, grace_s=5.0))  # the last one: the job is being stopped
+    assert s.draining
+    for tid in list(s.workers[2].running):
+        acts = s.handle(ok(2, tid, now=2.5))
+    res = resolved(acts)
+    assert any(isinstance(x, Drained) for x in acts)
+    assert any(isinstance(v, DrainRequested) for _, v in res.values())
 
 
 def test_batches_many_tasks_in_one_dispatch_per_worker():
