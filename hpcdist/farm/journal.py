@@ -71,6 +71,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from hpcdist.checkpoint.atomic import fsync_dir, fsync_path, write_atomic
 from hpcdist.runtime.errors import InputError
 from hpcdist.runtime.logs import get_logger
 
@@ -123,30 +124,6 @@ def _storable_as_dataset(value: object) -> bool:
         and value.dtype.isnative
         and value.dtype.fields is None
     )
-
-
-def _fsync_path(path: str | os.PathLike, directory: bool = False) -> None:
-    flags = os.O_RDONLY | (os.O_DIRECTORY if directory else 0)
-    fd = os.open(path, flags)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_durably(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that it is either absent or complete after any crash."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    _fsync_path(path.parent, directory=True)
 
 
 def _write_meta(f: Any, keys: list[str], kinds: np.ndarray, offsets: np.ndarray, lengths: np.ndarray,
@@ -524,7 +501,7 @@ class Journal:
             self._check_open()
             seq = self._next_seq
             seg_path = self.segment_dir / f"seg-{seq:08d}.h5"
-            _write_durably(seg_path, image)
+            write_atomic(seg_path, image)
             self._next_seq = seq + 1
             self._segments[seq] = seg_path
             for i, (key, _) in enumerate(items):
@@ -553,7 +530,7 @@ class Journal:
         image = _encode_records(records)
         seq = self._next_seq
         seg_path = self.segment_dir / f"seg-{seq:08d}.h5"
-        _write_durably(seg_path, image)
+        write_atomic(seg_path, image)
         self._next_seq = seq + 1
         self._segments[seq] = seg_path
         for j, (key, *_) in enumerate(records):
@@ -563,7 +540,7 @@ class Journal:
             if batch is not None:
                 batch.close()
             self._segments.pop(old).unlink(missing_ok=True)
-        _fsync_path(self.segment_dir, directory=True)
+        fsync_dir(self.segment_dir)
         self._small = [seq] if len(image) < _SMALL_SEGMENT_BYTES else []
 
     # -- reading sources -------------------------------------------------------------
@@ -636,13 +613,13 @@ class Journal:
             if pending:
                 blob_ds[pending_start:written] = np.frombuffer(b"".join(pending), np.uint8)
             _write_meta(f, [key for key, _ in order], kinds, offsets, lengths, digests)
-        _fsync_path(tmp)
+        fsync_path(tmp)
         self._close_sources()
         os.replace(tmp, self.path)
-        _fsync_path(self.path.parent, directory=True)
+        fsync_dir(self.path.parent)
         for seg_path in self._segments.values():
             seg_path.unlink(missing_ok=True)
-        _fsync_path(self.segment_dir, directory=True)
+        fsync_dir(self.segment_dir)
         self._segments.clear()
         self._small.clear()
         self._next_seq = 1
@@ -676,7 +653,7 @@ class Journal:
                 if self._segments:
                     self._consolidate()
                 elif not self.path.exists():  # an empty journal still leaves a valid store
-                    _write_durably(self.path, _encode_segment([]))
+                    write_atomic(self.path, _encode_segment([]))
             finally:
                 self._close_sources()
                 self._release()
