@@ -44,15 +44,12 @@ from datetime import datetime
 from typing import Any, Callable, Iterable, Mapping
 
 from hpcdist.runtime.logs import get_logger
+from hpcdist.runtime.preemption import EXIT_REQUEUE  # the same code for graph runs and farms
 
 __all__ = ["EXIT_REQUEUE", "allocation_end", "Walltime", "DrainSignal", "DEFAULT_MARGIN_S"]
 
 log = get_logger(__name__)
 
-#: Exit code of a job that drained before its end (walltime or a SIGTERM/SIGUSR1) with
-#: work left: 75, ``EX_TEMPFAIL`` of ``sysexits.h`` ("try again later"). A job script
-#: requeues itself on it: ``[ $? -eq 75 ] && scontrol requeue $SLURM_JOB_ID``.
-EXIT_REQUEUE: int = 75
 
 #: Seconds kept free before the allocation's end for draining and flushing the journal.
 DEFAULT_MARGIN_S = 30.0
