@@ -86,6 +86,9 @@ class Engine:
         self.lock = threading.RLock()
         self.inbox: deque[Any] = deque()
         self.lost: set[int] = set()
+        #: One record per failed worker: ``rank``, ``reason``, ``requeued`` (monotonic seconds at the end of the step
+        #: that returned its tasks to the queue and sent what could be sent of them).
+        self.losses: list[dict[str, Any]] = []
         self.drained = False
         self._drain_posted = False
         self._next_tick = 0.0
@@ -146,6 +149,7 @@ class Engine:
         sched = self.scheduler
         dispatch: dict[int, list] = {}
         resolves: list[Resolve] = []
+        failed: list[dict[str, Any]] = []
         for action in sched.handle_many(events):
             kind = type(action)
             if kind is Dispatch:
@@ -165,6 +169,7 @@ class Engine:
                 forget = getattr(self.transport, "forget", None)
                 if forget is not None:
                     forget(action.rank)
+                failed.append({"rank": action.rank, "reason": action.reason, "requeued": None})
                 log.warning("worker %d failed: %s", action.rank, action.reason)
             elif kind is Drained:
                 self.drained = True
@@ -173,6 +178,11 @@ class Engine:
         for rank, tasks in dispatch.items():
             for event in self.transport.send_tasks(rank, tasks):
                 self.inbox.append(event)
+        if failed:
+            t = time.monotonic()
+            for rec in failed:
+                rec["requeued"] = t
+            self.losses.extend(failed)
         if resolves:
             self.on_resolve(resolves)
         self.steps += 1

@@ -200,6 +200,7 @@ class Farm(cf.Executor):
         self._closed = False
         self._shutdown_done = False
         self.ctx: Any = None
+        self.ulfm = False
         self.engine: Engine | None = None
         self.journal: Any = None
         self._drain_signal: Any = None
@@ -214,6 +215,13 @@ class Farm(cf.Executor):
 
         self.ctx = Context(self._comm_arg, backend="numpy")
         ctx = self.ctx
+        # In-job recovery from a dead worker (Open MPI, `mpirun --with-ft ulfm`): the same answer on every rank,
+        # from the environment. False under MPICH and plain Open MPI: then nothing below changes.
+        from hpcdist.runtime import ulfm
+
+        self.ulfm = ctx.size > 1 and ulfm.ulfm_supported(ctx.comm)
+        if self.ulfm:
+            ulfm.prepare(ctx.comm)  # errors raise on the farm's private communicator, not abort
         with collective(ctx.comm):
             self.settings = load_settings(self._environ, **self._args)
             self.strategy = make_strategy(self.settings.strategy)
@@ -227,7 +235,7 @@ class Farm(cf.Executor):
             self.is_coordinator = False
             drain_event = self._drain_signal.requested if self._drain_signal is not None else None
             self._worker_shutdown = serve(ctx.comm, heartbeat_interval=self.settings.heartbeat_interval,
-                                          drain_event=drain_event)
+                                          drain_event=drain_event, ulfm=self.ulfm)
             return None
         try:
             self._start_coordinator(all_caps)
@@ -251,7 +259,7 @@ class Farm(cf.Executor):
             transport: Any = LocalTransport()
             self.scheduler.handle(WorkerJoined(0, all_caps[0], now))
         else:
-            transport = MPITransport(self.ctx.comm, {c.rank: c for c in all_caps[1:]})
+            transport = MPITransport(self.ctx.comm, {c.rank: c for c in all_caps[1:]}, ft=self.ulfm)
             for caps in all_caps[1:]:
                 self.scheduler.handle(WorkerJoined(caps.rank, caps, now))
         if self._journal_path is not None:
@@ -345,6 +353,8 @@ class Farm(cf.Executor):
             self.journal.close()
         payload: dict[str, Any] = {"code": _exit_requeue() if self.engine.drained else None,
                                    "lost": bool(self.engine.lost)}
+        if self.ulfm and self.engine.lost:
+            payload["bye"] = True  # each worker confirms with a synchronous send (see MPITransport.farewell)
         self._send_shutdown(payload)
 
     def _send_shutdown(self, payload: dict[str, Any]) -> None:
@@ -353,6 +363,32 @@ class Farm(cf.Executor):
         live = [r for r in self.scheduler.workers if r not in self.engine.lost and r != 0]
         self.engine.transport.shutdown(live, payload)
         self.engine.transport.flush(5.0)
+        if payload.get("bye"):
+            missing = self.engine.transport.farewell(live, 10.0)
+            if missing:
+                log.warning("no goodbye from worker(s) %s after the shutdown", sorted(missing))
+
+    @property
+    def worker_failures(self) -> list[dict[str, Any]]:
+        """The workers lost by this farm, one dict each (coordinator only).
+
+        Keys: ``rank``, ``reason``, ``requeued`` (``time.monotonic()`` once its tasks were
+        back in the queue and the survivors had been sent what they could take); under
+        ULFM also ``detected`` (when the failure surfaced in an MPI call),
+        ``error_class`` and ``detect_to_requeue_ms``.
+        """
+        if self.engine is None:
+            return []
+        found = {f["rank"]: f for f in getattr(self.engine.transport, "failures", [])}
+        out = []
+        for rec in self.engine.losses:
+            rec = dict(rec)
+            f = found.get(rec["rank"])
+            if f is not None:
+                rec.update(detected=f["detected"], error_class=f["error_class"],
+                           detect_to_requeue_ms=round(1000 * (rec["requeued"] - f["detected"]), 3))
+            out.append(rec)
+        return out
 
     # ------------------------------------------------------------------- submit
     def _check_open(self) -> None:

@@ -189,6 +189,14 @@ class Channel:
                 _free_type(spec)
         return _Sent(reqs, (first, parts))
 
+    def ssend(self, obj: Any, dest: int, tag: int) -> None:
+        """Send a small ``obj`` (one message, no out-of-band parts) synchronously: returns once it was matched."""
+        first, parts = _wire(obj)
+        if parts:
+            raise ValueError("ssend() takes small objects only")
+        with self._send_lock:
+            self.comm.Ssend((first, len(first), self._byte), dest, tag)
+
     def send(self, obj: Any, dest: int, tag: int) -> None:
         """Send ``obj`` and wait until its buffers may be reused."""
         from hpcdist.runtime.comm import MPI

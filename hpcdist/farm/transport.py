@@ -7,6 +7,13 @@ Both transports have the same small interface, used only by the engine
 * ``send_cancel(rank, ids)``, ``send_ping(rank)``, ``shutdown(payload)``,
 * ``poll(now) -> events`` (never blocks),
 * ``alive(rank) -> bool | None``: proof of life from outside MPI, None when unknown.
+
+In-job recovery (ULFM, Open MPI ``mpirun --with-ft ulfm``): with ``ft=True`` the MPI
+transport catches the process-failure errors of its MPI calls (a probe, a send, the
+``Test`` of a send), asks :func:`hpcdist.runtime.ulfm.failed_ranks` who died and reports
+each new dead rank as a :class:`~hpcdist.farm.scheduler.WorkerLost` event: the same event
+the heartbeat path ends in, only milliseconds after the death. It never sends to a dead
+rank again. Without ULFM (``ft=False``, MPICH) nothing of this runs.
 """
 
 from __future__ import annotations
@@ -15,12 +22,13 @@ import os
 import pickle
 import socket
 import threading
+import time
 from collections import deque
 from typing import Any
 
 from hpcdist.farm.requirements import Capabilities
 from hpcdist.farm.runner import Runner
-from hpcdist.farm.scheduler import Heartbeat, LeaveRequest, Results
+from hpcdist.farm.scheduler import Heartbeat, LeaveRequest, Results, WorkerLost
 from hpcdist.farm.serialization import Channel, envelope_nbytes, pack, pack_exception, unpack, unpack_exception
 from hpcdist.farm.tasks import Task
 from hpcdist.runtime.messages import Msg
@@ -67,7 +75,7 @@ def _outcomes(rank: int, envelope: tuple) -> list[tuple[int, str, Any, float | N
 class MPITransport:
     """Talks to the workers ``1..size-1`` of ``comm`` with nonblocking messages (:class:`Channel`)."""
 
-    def __init__(self, comm: Any, caps: dict[int, Capabilities]) -> None:
+    def __init__(self, comm: Any, caps: dict[int, Capabilities], ft: bool = False) -> None:
         self.chan = Channel(comm)
         self.caps = caps
         self.host = socket.gethostname()
@@ -75,9 +83,53 @@ class MPITransport:
         self._sends: list[tuple[Any, Any, int, int]] = []
         self._backlog: dict[int, deque[tuple[Any, int]]] = {}  # large task messages not sent yet
         self._inflight: dict[int, int] = {}  # bytes of large task messages on the wire, by rank
+        #: ULFM on: process failures of peers are reported (see the module docstring), not fatal.
+        self.ft = ft
+        #: Ranks ULFM reported dead; nothing is sent to them any more.
+        self.dead: set[int] = set()
+        #: One record per dead rank: ``rank``, ``error_class``, ``detected`` (monotonic seconds).
+        self.failures: list[dict[str, Any]] = []
+        self._events: list[Any] = []  # WorkerLost events found outside poll(), returned by the next poll()
+
+    # ------------------------------------------------------------------ ULFM
+    def _on_failure(self, exc: BaseException) -> bool:
+        """Handle ``exc`` when it is a peer's process failure under ULFM; False for anything else.
+
+        Acknowledges the failures (which re-enables ``ANY_SOURCE`` probes), queues a
+        :class:`WorkerLost` for each rank not known dead before and drops what was
+        still to be sent to it.
+        """
+        if not self.ft:
+            return False
+        from hpcdist.runtime import ulfm
+
+        if not ulfm.is_process_failure(exc):
+            return False
+        now = time.monotonic()
+        new = sorted(set(ulfm.failed_ranks(self.chan.comm)) - self.dead)
+        for rank in new:
+            self.dead.add(rank)
+            self._backlog.pop(rank, None)
+            self._inflight.pop(rank, None)
+            self.failures.append({"rank": rank, "error_class": exc.Get_error_class(), "detected": now})  # type: ignore[attr-defined]
+            self._events.append(WorkerLost(rank, now, f"process failed (ULFM: MPI error class {exc.Get_error_class()})"))  # type: ignore[attr-defined]
+        if new:
+            # A request to a dead rank is complete (in error) or never will be: drop it and what it keeps alive.
+            self._sends = [s for s in self._sends if s[2] not in self.dead]
+        return True
 
     def _isend(self, obj: Any, rank: int, tag: int, nbytes: int = 0) -> None:
-        self._sends.append((self.chan.isend(obj, rank, tag), obj, rank, nbytes))
+        if rank in self.dead:
+            return  # never send to a dead rank; its tasks went back to the queue with its WorkerLost
+        try:
+            sent = self.chan.isend(obj, rank, tag)
+        except Exception as exc:  # noqa: BLE001 - MPI errors are process failures only under ULFM
+            if not self._on_failure(exc):
+                raise
+            if rank in self.dead:
+                return
+            sent = self.chan.isend(obj, rank, tag)  # another rank's failure surfaced here: send again
+        self._sends.append((sent, obj, rank, nbytes))
         if nbytes:
             self._inflight[rank] = self._inflight.get(rank, 0) + nbytes
 
@@ -98,13 +150,20 @@ class MPITransport:
     def _reap(self) -> None:
         """Forget the sends that completed; start backlogged ones where room was made."""
         still = []
+        failed = False
         for s in self._sends:
-            if s[0].test()[0]:
-                if s[3]:
+            try:
+                done = s[0].test()[0]
+            except Exception as exc:  # noqa: BLE001 - under ULFM a send to a dead rank completes in error
+                if not self._on_failure(exc):
+                    raise
+                failed, done = True, True
+            if done:
+                if s[3] and s[2] in self._inflight:
                     self._inflight[s[2]] -= s[3]
             else:
                 still.append(s)
-        self._sends = still
+        self._sends = [s for s in still if s[2] not in self.dead] if failed else still
         for rank, queue in self._backlog.items():
             while queue and (not self._inflight.get(rank) or self._inflight[rank] + queue[0][1] <= INFLIGHT_BYTES):
                 env, size = queue.popleft()
@@ -175,10 +234,36 @@ class MPITransport:
         for rank in ranks:
             self._isend(payload, rank, Msg.SHUTDOWN.tag)
 
+    def farewell(self, ranks: list[int], timeout_s: float = 10.0) -> set[int]:
+        """After a failure under ULFM: wait (bounded) for each live worker's goodbye; return the missing ranks.
+
+        A worker told ``bye`` in its shutdown answers with a synchronous send, which
+        returns only once this rank has matched it: then it has its shutdown, and this
+        rank may end without ``MPI_Finalize`` without losing it. A failure meanwhile
+        only removes a rank from the wait. Point-to-point only.
+        """
+        from hpcdist.runtime.comm import MPI
+
+        waiting = set(ranks) - self.dead
+        end = time.monotonic() + timeout_s
+        while waiting and time.monotonic() < end:
+            try:
+                if self._sends:
+                    self._reap()
+                msg = self.chan.poll(MPI.ANY_SOURCE, Msg.SHUTDOWN.tag, recheck=True)
+            except Exception as exc:  # noqa: BLE001
+                if not self._on_failure(exc):
+                    raise
+                waiting -= self.dead
+                continue
+            if msg is None:
+                time.sleep(0.0005)
+            else:
+                waiting.discard(msg[0])
+        return waiting
+
     def flush(self, timeout_s: float = 5.0) -> bool:
         """Wait (bounded) for every pending send to complete; True when all did."""
-        import time
-
         end = time.monotonic() + timeout_s
         while self._sends and time.monotonic() < end:
             self._reap()
@@ -194,7 +279,12 @@ class MPITransport:
             self._reap()
         events: list[Any] = []
         for i in range(MAX_MESSAGES_PER_POLL):
-            msg = self.chan.poll(MPI.ANY_SOURCE, MPI.ANY_TAG, recheck=recheck and i == 0)
+            try:
+                msg = self.chan.poll(MPI.ANY_SOURCE, MPI.ANY_TAG, recheck=recheck and i == 0)
+            except Exception as exc:  # noqa: BLE001 - under ULFM a dead peer surfaces here first, as a rule
+                if not self._on_failure(exc):
+                    raise
+                continue  # acknowledged: ANY_SOURCE probes work again
             if msg is None:
                 break
             source, tag, obj = msg
@@ -207,6 +297,10 @@ class MPITransport:
                 obj = obj or {}
                 running = obj.get("running")
                 events.append(Heartbeat(source, now, tuple(running) if running is not None else None, obj.get("resources")))
+        if self._events:
+            # After the messages: a result the dead rank sent before it died still counts.
+            events.extend(self._events)
+            self._events = []
         return events
 
     def alive(self, rank: int) -> bool | None:

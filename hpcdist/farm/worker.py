@@ -103,6 +103,7 @@ def serve(
     heartbeat_interval: float = 1.0,
     control_poll_s: float = 0.01,
     drain_event: threading.Event | None = None,
+    ulfm: bool = False,
 ) -> dict[str, Any]:
     """Serve the coordinator until it says SHUTDOWN; return the shutdown message.
 
@@ -115,6 +116,11 @@ def serve(
         coordinator to drain it (``LEAVE``) and serves on until the shutdown, finishing
         its running task. A worker cannot leave the MPI job alone; when every worker
         has asked, the coordinator drains the whole farm.
+    ulfm : bool
+        In-job recovery is on (Open MPI ``--with-ft ulfm``): a worker that loses its
+        coordinator ends its process with status 1 at once (nothing is left to serve), and
+        a shutdown that asks for a goodbye (``bye``, after a worker died) is answered with
+        a synchronous send.
     """
     rank = comm.Get_rank()
     host = socket.gethostname()
@@ -178,10 +184,26 @@ def serve(
                 shutdown = dict(msg[2] or {})
                 break
             time.sleep(control_poll_s)
+    except Exception as exc:  # noqa: BLE001
+        if ulfm:
+            from hpcdist.runtime import ulfm as _ulfm
+
+            if _ulfm.is_process_failure(exc):
+                # Only the coordinator talks to a worker: it is gone, and with it every result. Not survivable.
+                log.error("rank %d: the coordinator died (%s); ending this worker", rank, exc)
+                _ulfm.hard_exit(1)
+        raise
     finally:
         stopped = runner.stop(join_s=float(shutdown.get("join_s", 2.0)))
         if not stopped:
             log.warning("rank %d: a task is still running at shutdown; leaving it behind", rank)
+    if shutdown.get("bye"):
+        # After a worker died: MPI_Finalize is skipped, so confirm with a synchronous send (returns once the
+        # coordinator has matched it) that this worker has its shutdown before either side ends its process.
+        try:
+            chan.ssend(None, COORDINATOR, Msg.SHUTDOWN.tag)
+        except Exception as exc:  # noqa: BLE001 - the coordinator died meanwhile: nothing to confirm to
+            log.warning("rank %d: no goodbye to the coordinator: %s", rank, exc)
     return shutdown
 
 
