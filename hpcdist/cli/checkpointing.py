@@ -38,7 +38,8 @@ def add_checkpoint_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--resume", action="store_true",
                    help="continue from the newest valid checkpoint in --checkpoint-dir (start afresh when none)")
     g.add_argument("--superstep-timeout", default="0", metavar="DURATION",
-                   help="end the job when no superstep finishes within DURATION (a hung rank); 0 = off")
+                   help="end the job when no superstep finishes within DURATION of the previous one (a hung "
+                        "rank); counted from the first superstep; 0 = off")
 
 
 def _int(value: str, option: str, least: int) -> int:

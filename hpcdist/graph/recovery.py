@@ -176,9 +176,10 @@ class CheckpointPolicy:
 class Watchdog:
     """Abort the job when no superstep finishes within ``timeout`` seconds.
 
-    One daemon thread per rank; :meth:`beat` after each superstep. The rank whose
-    clock runs out prints one line and calls ``MPI_Abort``, which ends every rank,
-    including one stuck in a collective or in a hung computation.
+    One daemon thread per rank; :meth:`beat` after each superstep. The clock starts at
+    the first beat, so set-up and compilation before the first superstep never count.
+    The rank whose clock runs out prints one line and calls ``MPI_Abort``, which ends
+    every rank, including one stuck in a collective or in a hung computation.
 
     Parameters
     ----------
@@ -191,7 +192,7 @@ class Watchdog:
     def __init__(self, timeout: float | None, what: str = "superstep") -> None:
         self.timeout = float(timeout or 0)
         self.what = what
-        self._last = time.monotonic()
+        self._last: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -200,7 +201,6 @@ class Watchdog:
 
     def __enter__(self) -> "Watchdog":
         if self.timeout > 0:
-            self._last = time.monotonic()
             self._thread = threading.Thread(target=self._watch, name="hpcdist-watchdog", daemon=True)
             self._thread.start()
         return self
@@ -213,7 +213,10 @@ class Watchdog:
         from hpcdist.runtime.errors import HpcdistError
 
         while not self._stop.wait(min(1.0, self.timeout / 4)):
-            idle = time.monotonic() - self._last
+            last = self._last
+            if last is None:
+                continue
+            idle = time.monotonic() - last
             if idle > self.timeout:
                 abort_job(HpcdistError(
                     f"no {self.what} finished in {idle:.0f} s (timeout {self.timeout:g} s): a rank hangs or "
