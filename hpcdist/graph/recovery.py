@@ -243,7 +243,7 @@ class Checkpointer:
         Installed by the caller; polled here.
     watchdog : Watchdog, optional
     fingerprint : str, optional
-        :func:`graph_fingerprint`, computed when omitted.
+        :func:`graph_fingerprint`, computed when omitted and a store is given.
     """
 
     def __init__(
@@ -268,7 +268,10 @@ class Checkpointer:
         self.signals = signals
         self.watchdog = watchdog
         self.faults = faults()
-        self.fingerprint = fingerprint if fingerprint is not None else graph_fingerprint(graph)
+        # Only a store needs the identity: without one, skip the O(edges) pass and its halo exchange.
+        if fingerprint is None and store is not None:
+            fingerprint = graph_fingerprint(graph)
+        self.fingerprint = fingerprint
         self.cost = 0.0  # seconds of the last checkpoint (slowest rank); 0 until one ran
         self.written: list[int] = []
         self.write_seconds: list[float] = []
