@@ -6,7 +6,11 @@ One sub-command per algorithm (``pagerank``, ``bfs``, ``cc``, ``sssp``; the tabl
 on every rank (argparse would print its error once per rank).
 
 Every algorithm runs through :func:`_run_algorithm` (read and partition, run, write,
-summarise), the one place where options common to all of them take effect.
+summarise), the one place where options common to all of them take effect. With an
+edge partitioner (``--partitioner vertex-cut``, ``dbh`` or ``hybrid``) the graph is a
+:class:`~hpcdist.graph.gas.VertexCutGraph` and the algorithm its gather-apply-scatter
+version (:mod:`hpcdist.graph.gas_algorithms`); options that have no meaning there
+(checkpoints, the numba backend, bottom-up BFS) are refused by name, not ignored.
 """
 
 from __future__ import annotations
@@ -25,15 +29,23 @@ __all__ = ["HELP", "add_arguments", "run", "ALGORITHMS"]
 
 HELP = "run a graph algorithm (pagerank, bfs, cc, sssp) on a graph partitioned over the ranks"
 
-PARTITIONERS = ("block", "metis", "hash", "auto")
+#: Vertex partitioners (DistGraph and the BSP engine).
+VERTEX_PARTITIONERS = ("block", "metis", "hash", "auto")
+#: Edge partitioners (VertexCutGraph and gather-apply-scatter); see hpcdist.graph.vertexcut.
+EDGE_PARTITIONERS = ("vertex-cut", "dbh", "hybrid")
+PARTITIONERS = VERTEX_PARTITIONERS + EDGE_PARTITIONERS
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", "-i", required=True, metavar="SPEC",
                    help="graph file (.txt[.gz], .mtx[.gz], .gr, .h5) or generator (rmat:S[:EF[:SEED]], er:N:D[:SEED], grid2d:N)")
     p.add_argument("--output", "-o", metavar="OUT.h5", help="write dataset `result` and `vertex_ids` here")
-    p.add_argument("--partitioner", default="auto", metavar="{block,metis,hash,auto}",
-                   help="vertex partitioner (default auto: metis up to 2^20 edges, else block)")
+    p.add_argument("--partitioner", default="auto", metavar="{block,metis,hash,auto,vertex-cut,dbh,hybrid}",
+                   help="vertex partitioner (default auto: metis up to 2^20 edges, else block), or an edge "
+                        "partitioner (vertex-cut: 2-D grid, dbh: degree-based hashing, hybrid: PowerLyra's "
+                        "hybrid-cut), run by gather-apply-scatter")
+    p.add_argument("--hybrid-threshold", metavar="T",
+                   help="--partitioner hybrid: in-degree above which a vertex's in-edges are spread (default 100)")
     p.add_argument("--backend", default="auto", metavar="{numpy,numba,auto}", help="local compute kernels (default auto)")
     p.add_argument("--undirected", action="store_true", help="add both directions of every edge")
     p.add_argument("--progress", action="store_true", help="progress bar on rank 0")
@@ -115,6 +127,11 @@ AlgorithmCall = Callable[[Any, Any, Any, Any], "VertexResult"]
 def _check_common(args: argparse.Namespace) -> None:
     if args.partitioner.lower() not in PARTITIONERS:
         raise InputError(f"unknown partitioner {args.partitioner!r}; choose one of {', '.join(PARTITIONERS)}")
+    if args.hybrid_threshold is not None:
+        if args.partitioner.lower() != "hybrid":
+            raise InputError(f"--hybrid-threshold applies to --partitioner hybrid only, not {args.partitioner}")
+        if _number(args.hybrid_threshold, "--hybrid-threshold", int) < 0:
+            raise InputError(f"--hybrid-threshold must be at least 0, got {args.hybrid_threshold}")
     if args.backend.lower() not in ("numpy", "numba", "auto"):
         raise InputError(f"unknown backend {args.backend!r}; choose one of numpy, numba, auto")
     validate(args)
@@ -122,6 +139,40 @@ def _check_common(args: argparse.Namespace) -> None:
         from hpcdist.metrics import check_metrics_path
 
         check_metrics_path(args.metrics)
+
+
+#: ``vc_call(graph) -> VertexCutResult``: one algorithm's run on a loaded VertexCutGraph.
+EdgePartitionCall = Callable[[Any], "VertexResult"]
+
+
+def _is_edge_partition(args: argparse.Namespace) -> bool:
+    return args.partitioner.lower() in EDGE_PARTITIONERS
+
+
+def _check_edge_partition(args: argparse.Namespace, refused: list[tuple[str, bool]]) -> None:
+    """Refuse, by name, the options an edge-partitioned (gather-apply-scatter) run cannot honour."""
+    part = args.partitioner.lower()
+    checkpoint = [
+        ("--checkpoint-dir", bool(args.checkpoint_dir)),
+        ("--checkpoint-every", args.checkpoint_every is not None),
+        ("--checkpoint-interval", args.checkpoint_interval is not None),
+        ("--checkpoint-mtbf", args.checkpoint_mtbf is not None),
+        ("--checkpoint-keep", str(args.checkpoint_keep) != "2"),
+        ("--checkpoint-overhead", str(args.checkpoint_overhead) != "0.03"),
+        ("--resume", bool(args.resume)),
+        ("--superstep-timeout", str(args.superstep_timeout).strip() not in ("0", "0s", "")),
+    ]
+    for option, given in checkpoint:
+        if given:
+            raise InputError(f"{option} does not apply to --partitioner {part}: runs on an edge partition "
+                             "(gather-apply-scatter) have no checkpoints; use a vertex partitioner "
+                             f"({', '.join(VERTEX_PARTITIONERS)})")
+    if args.backend.lower() == "numba":
+        raise InputError(f"--backend numba does not apply to --partitioner {part}: gather-apply-scatter runs "
+                         "compute with numpy (use --backend auto or numpy)")
+    for option, given in refused:
+        if given:
+            raise InputError(f"{option} does not apply to --partitioner {part}")
 
 
 def _run_algorithm(
@@ -132,6 +183,8 @@ def _run_algorithm(
     weighted: bool | None = None,
     report: Callable[[Any, Any, "VertexResult"], list[str]] | None = None,
     identity: dict[str, Any] | None = None,
+    vc_call: EdgePartitionCall | None = None,
+    vc_refused: list[tuple[str, bool]] | None = None,
 ) -> int:
     """Read and partition ``args.input``, run ``call``, write ``args.output``, print the summary.
 
@@ -157,6 +210,11 @@ def _run_algorithm(
     identity : dict, optional
         The parameters that determine the result; a checkpoint written with other
         values is refused on ``--resume``.
+    vc_call : callable, optional
+        ``vc_call(graph) -> VertexCutResult``: the run on an edge partition
+        (``--partitioner vertex-cut|dbh|hybrid``; the graph is a ``VertexCutGraph``).
+    vc_refused : list of (option, given), optional
+        The algorithm's own options an edge partition cannot honour; one given is refused.
 
     Returns
     -------
@@ -172,6 +230,13 @@ def _run_algorithm(
 
     with collective(MPI.COMM_WORLD):
         _check_common(args)
+        if _is_edge_partition(args):
+            if vc_call is None:
+                raise InputError(f"hpcdist graph {name} does not run on --partitioner {args.partitioner}")
+            _check_edge_partition(args, vc_refused or [])
+    if _is_edge_partition(args):
+        assert vc_call is not None
+        return _run_edge_partition(args, name, vc_call, weighted=weighted, report=report)
     with Context(backend=args.backend.lower(), discover_gpus=False) as ctx:
         comm = ctx.comm
         comm.Barrier()
@@ -207,6 +272,56 @@ def _run_algorithm(
             return 1 if result.params.get("failed") else 0
 
 
+def _run_edge_partition(
+    args: argparse.Namespace,
+    name: str,
+    vc_call: EdgePartitionCall,
+    *,
+    weighted: bool | None,
+    report: Callable[[Any, Any, "VertexResult"], list[str]] | None,
+) -> int:
+    """:func:`_run_algorithm` on an edge partition: read, place the edges
+    (:func:`hpcdist.graph.gas.build_vertex_cut`), run, write, summarise. Collective over
+    ``COMM_WORLD``."""
+    from types import SimpleNamespace
+
+    from hpcdist.graph.gas import build_vertex_cut
+    from hpcdist.graph.io import read_edges
+    from hpcdist.graph.partition import HYBRID_THRESHOLD
+    from hpcdist.metrics import metrics_for_run, write_metrics
+    from hpcdist.runtime.comm import MPI
+    from hpcdist.runtime.context import Context
+    from hpcdist.runtime.logs import echo
+
+    threshold = HYBRID_THRESHOLD if args.hybrid_threshold is None else int(args.hybrid_threshold)
+    with Context(backend="numpy", discover_gpus=False) as ctx:
+        comm = ctx.comm
+        comm.Barrier()
+        t0 = time.perf_counter()
+        edges = read_edges(args.input, comm, undirected=args.undirected, weighted=weighted)
+        graph = build_vertex_cut(edges, comm, args.partitioner.lower(), threshold)
+        del edges
+        with graph:
+            setup = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
+            result = vc_call(graph)
+            extra = report(comm, graph, result) if report is not None else []
+            if args.output:
+                result.to_h5(args.output, setup_seconds=setup)
+            _summary(comm, graph, result, setup, name)
+            if args.metrics:
+                # metrics reads a DistGraph's header fields; the partitioner is the edge one
+                view = SimpleNamespace(n_vertices=graph.n_vertices, n_edges=graph.n_edges, name=graph.name,
+                                       directed=graph.directed, weighted=graph.weighted,
+                                       partition=SimpleNamespace(method=graph.method))
+                write_metrics(args.metrics, metrics_for_run(comm, view, result, name), comm=comm)
+                echo(comm, f"wrote {args.metrics}")
+            for line in extra:
+                echo(comm, line)
+            if args.output:
+                echo(comm, f"wrote {args.output}")
+            return 1 if result.params.get("failed") else 0
+
+
 def _run_pagerank(args: argparse.Namespace) -> int:
     from hpcdist.graph import pagerank
     from hpcdist.runtime.comm import MPI
@@ -226,7 +341,12 @@ def _run_pagerank(args: argparse.Namespace) -> int:
         lines = [f"top {len(best)} vertices (original id, pagerank):"] if best else []
         return lines + [f"  {vid:>12d}  {value:.10e}" for vid, value in best]
 
-    return _run_algorithm(args, "pagerank", call, report=report, identity={"alpha": alpha})
+    def vc_call(graph):
+        from hpcdist.graph.gas_algorithms import pagerank_gas
+
+        return pagerank_gas(graph, alpha=alpha, tol=tol, max_iter=max_iter, progress=args.progress)
+
+    return _run_algorithm(args, "pagerank", call, report=report, identity={"alpha": alpha}, vc_call=vc_call)
 
 
 def _source(args: argparse.Namespace) -> int:
@@ -251,15 +371,27 @@ def _run_bfs(args: argparse.Namespace) -> int:
             raise InputError(f"unknown direction {args.direction!r}; choose one of auto, top-down, bottom-up")
 
     def call(graph, backend, on_superstep, resume):
+        def one(root):
+            return bfs(graph, root, direction=args.direction, backend=backend, progress=args.progress,
+                       on_superstep=on_superstep, resume=resume)
+
+        return searches(graph, one, validate_bfs)
+
+    def vc_call(graph):
+        from hpcdist.graph.gas_algorithms import bfs_gas, validate_bfs_gas
+
+        return searches(graph, lambda root: bfs_gas(graph, root, progress=args.progress), validate_bfs_gas)
+
+    def searches(graph, one, validate):
+        # random_roots reads only what both graph kinds offer (out_degree, to_input_layout, ...)
         roots = [source] if roots_k is None else random_roots(graph, roots_k, seed)
         first = None
         rates, problems = [], []
         for root in roots:
-            r = bfs(graph, root, direction=args.direction, backend=backend, progress=args.progress,
-                    on_superstep=on_superstep, resume=resume)
+            r = one(root)
             rates.append(r.params["teps"])
             if args.validate:
-                problems += [f"root {root}: {p}" for p in validate_bfs(r)]
+                problems += [f"root {root}: {p}" for p in validate(r)]
             if first is None:
                 first = r
         assert first is not None
@@ -289,7 +421,8 @@ def _run_bfs(args: argparse.Namespace) -> int:
             p.pop(key)
         return lines
 
-    return _run_algorithm(args, "bfs", call, weighted=False, report=report, identity={"source": source})
+    return _run_algorithm(args, "bfs", call, weighted=False, report=report, identity={"source": source},
+                          vc_call=vc_call, vc_refused=[(f"--direction {args.direction}", args.direction == "bottom-up")])
 
 
 def _run_cc(args: argparse.Namespace) -> int:
@@ -311,7 +444,12 @@ def _run_cc(args: argparse.Namespace) -> int:
             lines.append(f"  {span:>21s}: {count:,}")
         return lines
 
-    return _run_algorithm(args, "cc", call, weighted=False, report=report)
+    def vc_call(graph):
+        from hpcdist.graph.gas_algorithms import connected_components_gas
+
+        return connected_components_gas(graph, progress=args.progress)
+
+    return _run_algorithm(args, "cc", call, weighted=False, report=report, vc_call=vc_call)
 
 
 def _run_sssp(args: argparse.Namespace) -> int:
@@ -330,16 +468,25 @@ def _run_sssp(args: argparse.Namespace) -> int:
         return sssp(graph, source, delta=delta, backend=backend, progress=args.progress, on_superstep=on_superstep,
                     resume=resume)
 
+    def vc_call(graph):
+        from hpcdist.graph.gas_algorithms import sssp_gas
+
+        return sssp_gas(graph, source, delta=delta, progress=args.progress)
+
     def report(comm, graph, result) -> list[str]:
         p = result.params
         finite = result.values[result.values != float("inf")]
         far = comm.allreduce(float(finite.max(initial=0.0)), op=MPI.MAX)
-        return [f"sssp from {p['source']}: reached {p['reached']:,} of {graph.n_vertices:,} vertices, "
-                f"farthest at {far:.10g}; delta {p['delta']:.6g} ({'weighted' if p['weighted'] else 'unit weights'}), "
+        head = f"sssp from {p['source']}: reached {p['reached']:,} of {graph.n_vertices:,} vertices, farthest at {far:.10g}; "
+        kind = "weighted" if p["weighted"] else "unit weights"
+        if "rounds" in p:  # gather-apply-scatter on an edge partition
+            how = f"buckets of width {p['delta']:.6g}" if "delta" in p else "Bellman-Ford rounds from the changed vertices"
+            return [head + f"{how} ({kind}), {p['rounds']} rounds, {p['edges_relaxed']:,} relaxations"]
+        return [head + f"delta {p['delta']:.6g} ({kind}), "
                 f"{p['light_phases']} light and {p['heavy_phases']} heavy phases, {p['edges_relaxed']:,} relaxations"]
 
     return _run_algorithm(args, "sssp", call, weighted=True if args.weights else None, report=report,
-                          identity={"source": source, "delta": delta})
+                          identity={"source": source, "delta": delta}, vc_call=vc_call)
 
 
 def _summary(comm, graph, result, setup: float, name: str) -> None:

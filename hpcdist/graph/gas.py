@@ -15,8 +15,16 @@ edges use (pull mode, the traffic :mod:`hpcdist.graph.vertexcut` reports):
   ghosts are the mirrors that are *destinations* of local edges (they hold a partial
   aggregate), added into the master's own.
 
-Each phase is one neighbourhood collective. The existing engine (``DistGraph``,
-``run_bsp``) is untouched: vertex-cut execution lives here.
+Each phase is one neighbourhood collective: :meth:`VertexCutGraph.scatter`,
+:meth:`~VertexCutGraph.gather_sum` and :meth:`~VertexCutGraph.gather_min`, and for
+algorithms that use both edge directions (connected components) the converse pair
+:meth:`~VertexCutGraph.scatter_dst` (master -> destination mirrors) and
+:meth:`~VertexCutGraph.gather_src_min` (source mirrors -> master). The graph carries edge
+weights (duplicates collapse to the smallest, as in ``DistGraph``) and the input's
+original vertex ids, and offers the ``DistGraph`` methods a
+:class:`~hpcdist.graph.results.VertexResult` needs, so results are written as edge-cut
+ones are. The algorithms (BFS, CC, SSSP, PageRank) are in
+:mod:`hpcdist.graph.gas_algorithms`; the engine (``DistGraph``, ``run_bsp``) is untouched.
 
 :func:`pagerank_vertex_cut` is PageRank (``networkx.pagerank`` semantics, unweighted,
 uniform teleport) on such a graph; it agrees with :func:`hpcdist.graph.pagerank` on the
@@ -74,6 +82,28 @@ class VertexCutGraph:
     scatter_plan, gather_plan : HaloPlan
     scatter_plan_ghosts, gather_plan_ghosts : numpy.ndarray of int64
         New global ids of each plan's mirrors, ascending.
+    weights : numpy.ndarray of float64 or None
+        Weight of each local edge (aligned with ``src_local``), None for an unweighted
+        graph; duplicates have collapsed to their smallest weight, as in ``DistGraph``.
+    out_weight : numpy.ndarray of float64 or None
+        Total out-weight of each master, summed in destination input-id order (the same
+        bits as ``DistGraph.out_weight``).
+    directed : bool
+    name : str
+        The input spec, for messages and output attributes.
+    block_vertex_ids : numpy.ndarray of int64 or None
+        Original ids of this rank's directory block (None: original ids = input ids).
+    threshold : int or None
+        ``hybrid``'s in-degree threshold.
+    total_mirrors : int
+        Mirrors on all ranks together.
+    setup_seconds : float
+        Time spent building (slowest rank).
+
+    Masters are numbered in input order within each rank (the ``hash`` partition keeps
+    input order), so ``owned_input_ids`` is increasing and the master of input id ``v``
+    is ``master_parts(v, size)`` at local id ``searchsorted(owned_input_ids, v)``: a
+    vertex can be routed to by its input id alone (:meth:`master_rank`, :meth:`master_local`).
     """
 
     comm: "MPI.Intracomm"
@@ -91,6 +121,168 @@ class VertexCutGraph:
     gather_plan: "HaloPlan"
     scatter_plan_ghosts: np.ndarray
     gather_plan_ghosts: np.ndarray
+    weights: np.ndarray | None = None
+    out_weight: np.ndarray | None = None
+    directed: bool = True
+    name: str = ""
+    block_vertex_ids: np.ndarray | None = None
+    threshold: int | None = None
+    total_mirrors: int = 0
+    setup_seconds: float = 0.0
+
+    # -- identity -----------------------------------------------------------------------
+    @property
+    def rank(self) -> int:
+        return self.comm.Get_rank()
+
+    @property
+    def size(self) -> int:
+        return self.comm.Get_size()
+
+    @property
+    def weighted(self) -> bool:
+        return self.weights is not None
+
+    @property
+    def replication_factor(self) -> float:
+        """``(masters + mirrors) / n`` over all ranks."""
+        return (self.n_vertices + self.total_mirrors) / self.n_vertices if self.n_vertices else 1.0
+
+    @property
+    def block_range(self) -> tuple[int, int]:
+        """This rank's directory block of input ids."""
+        return self.partition.block_start, self.partition.block_stop
+
+    def block_original_ids(self) -> np.ndarray:
+        """Original ids of this rank's directory block, in input order."""
+        if self.block_vertex_ids is not None:
+            return self.block_vertex_ids
+        return np.arange(*self.block_range, dtype=np.int64)
+
+    def master_rank(self, input_ids: np.ndarray) -> np.ndarray:
+        """Rank holding the master of each input id (its hash owner)."""
+        from hpcdist.graph.partition import hash_parts
+
+        return hash_parts(np.asarray(input_ids, dtype=np.int64), self.size)
+
+    def master_local(self, input_ids: np.ndarray) -> np.ndarray:
+        """Local master id of input ids mastered on this rank."""
+        return np.searchsorted(self.owned_input_ids, input_ids).astype(np.int64)
+
+    def derived(self, key: object, build):
+        """``build()`` once per graph and ``key``, kept (as ``DistGraph.derived``)."""
+        cache = self.__dict__.setdefault("_derived", {})
+        if key not in cache:
+            cache[key] = build()
+        return cache[key]
+
+    # -- per-vertex values between layouts (the DistGraph names, for VertexResult) -----
+    def to_input_layout(self, values: np.ndarray) -> np.ndarray:
+        """Master values -> this rank's directory block, input order. Collective."""
+        return self.to_block_values(values)
+
+    def from_input_layout(self, values: np.ndarray) -> np.ndarray:
+        """Directory-block values -> master values. Collective."""
+        from hpcdist.graph.exchange import redistribute
+
+        new_ids = self.partition.block_new_ids
+        ids, vals = redistribute(self.comm, part_of(new_ids, self.bounds), new_ids, np.asarray(values))
+        out = np.empty(self.n_owned, dtype=vals.dtype)
+        out[ids - self.bounds[self.rank]] = vals
+        return out
+
+    def owned_original_ids(self) -> np.ndarray:
+        """Original id of every master. Collective on first use."""
+        def build() -> np.ndarray:
+            if self.block_vertex_ids is None:
+                return self.owned_input_ids.copy()
+            return self.from_input_layout(self.block_original_ids().astype(np.int64, copy=False))
+
+        return self.derived("owned_original_ids", build)
+
+    def input_to_original(self, input_ids: np.ndarray) -> np.ndarray:
+        """Original ids of input ids (any, on any rank); negative entries stay. Collective
+        unless the original ids are the input ids."""
+        from hpcdist.graph.distgraph import directory_lookup
+
+        input_ids = np.asarray(input_ids, dtype=np.int64)
+        if self.block_vertex_ids is None:
+            return input_ids
+        out = input_ids.copy()
+        valid = input_ids >= 0
+        out[valid] = directory_lookup(self.comm, input_ids[valid], self.n_vertices,
+                                      self.block_original_ids().astype(np.int64, copy=False))
+        return out
+
+    def locate(self, original_id: int, what: str = "vertex") -> int:
+        """Local master id of the vertex with ``original_id``, -1 where another rank masters
+        it; one :class:`InputError` on every rank when no rank does (the message of
+        ``DistGraph.locate``). Collective."""
+        from hpcdist.runtime.comm import MPI
+
+        local = -1
+        try:
+            ident = int(original_id)
+        except (TypeError, ValueError):
+            ident = None
+        if ident is not None and -(2**63) <= ident < 2**63:
+            hits = np.flatnonzero(self.owned_original_ids() == np.int64(ident))
+            local = int(hits[0]) if hits.shape[0] else -1
+        found = self.comm.allreduce(1 if local >= 0 else 0, op=MPI.SUM)
+        with collective(self.comm):
+            if found == 0:
+                raise InputError(f"{what} {original_id} is not a vertex of {self.name or 'the graph'} "
+                                 f"({self.n_vertices:,} vertices)")
+        return local
+
+    def scatter_input_ids(self) -> np.ndarray:
+        """Input id of every scatter-space vertex (masters, then source mirrors). Collective
+        on first use (one scatter)."""
+        def build() -> np.ndarray:
+            keys = np.zeros(self.n_scatter, dtype=np.int64)
+            keys[: self.n_owned] = self.owned_input_ids
+            return self.scatter(keys)
+
+        return self.derived("scatter_input_ids", build)
+
+    def local_out(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The local edges grouped by source: for each scatter-space vertex, its local
+        out-edges, so that a frontier's edges are found without a pass over all edges.
+
+        Returns
+        -------
+        indptr : numpy.ndarray of int64, shape (n_scatter + 1,)
+        dst : numpy.ndarray of int64
+            Destination of each edge, in the gather space.
+        weights : numpy.ndarray of float64 or None
+        """
+        def build():
+            order = np.argsort(self.src_local, kind="stable")
+            indptr = np.zeros(self.n_scatter + 1, dtype=np.int64)
+            np.cumsum(np.bincount(self.src_local, minlength=self.n_scatter), out=indptr[1:])
+            w = None if self.weights is None else self.weights[order]
+            return indptr, self.dst_local[order], w
+
+        return self.derived("local_out", build)
+
+    def summary_lines(self) -> list[str]:
+        """What the CLI prints about the graph and its edge partition. Collective."""
+        from hpcdist.graph.partition import balance
+        from hpcdist.runtime.comm import MPI
+
+        kind = ("directed" if self.directed else "undirected") + (", weighted" if self.weighted else "")
+        edges = np.array(self.comm.allgather(int(self.src_local.shape[0])), dtype=np.int64)
+        replicas = np.array(self.comm.allgather(self.n_owned + self.n_mirrors), dtype=np.int64)
+        sync = int(self.comm.allreduce(self.sync_bytes, op=MPI.SUM))
+        extra = f" (in-degree threshold {self.threshold})" if self.threshold is not None else ""
+        return [
+            f"graph {self.name}: {self.n_vertices:,} vertices, {self.n_edges:,} edges ({kind}), "
+            f"{self.size} rank(s), distributed in {self.setup_seconds:.3f} s",
+            f"partitioner {self.method}{extra} (edge partition, gather-apply-scatter): replication factor "
+            f"{self.replication_factor:.3f} ({self.total_mirrors:,} mirrors), balance (max/mean) edges "
+            f"{balance(edges):.3f}, vertex replicas {balance(replicas):.3f}, one superstep moves up to "
+            f"{sync:,} bytes",
+        ]
 
     @property
     def n_scatter(self) -> int:
@@ -124,6 +316,30 @@ class VertexCutGraph:
         if recv.shape[0]:
             np.add.at(total, self.gather_plan.layout.send_index, recv)
         return total
+
+    def gather_min(self, values: np.ndarray) -> np.ndarray:
+        """Mirrors -> masters: the minimum of every destination mirror's partial value and
+        the master's own (``values``, length ``n_gather``).
+
+        Returns the masters' minima (a new array of length ``n_owned``); ``values`` is
+        left as it was. Minimum is exact, so the result does not depend on the order.
+        """
+        total = values[: self.n_owned].copy()
+        recv = self.gather_plan.reverse_gather(values)
+        if recv.shape[0]:
+            np.minimum.at(total, self.gather_plan.layout.send_index, recv)
+        return total
+
+    def scatter_dst(self, values: np.ndarray) -> np.ndarray:
+        """Masters -> destination mirrors: fill the mirror slots of a gather-space array
+        (``values``, length ``n_gather``; the gather plan's forward exchange)."""
+        return self.gather_plan.exchange(values)
+
+    def gather_src_min(self, values: np.ndarray) -> np.ndarray:
+        """Source mirrors -> masters: ``values[:n_owned]`` lowered, in place, to the minimum
+        of every source mirror's value (``values``, length ``n_scatter``; the scatter
+        plan's reverse exchange). Returns ``values``."""
+        return self.scatter_plan.reverse_exchange(values, np.minimum)
 
     @property
     def sync_bytes(self) -> int:
@@ -188,18 +404,40 @@ def build_vertex_cut(
         raise
 
 
+def _dedupe(el: "EdgeList", comm: "MPI.Intracomm") -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    """Edges at their destination's directory rank, duplicates collapsed to the smallest
+    weight (as ``DistGraph`` stores them), and the directory block's in-degrees."""
+    from hpcdist.graph.distgraph import _validate, dedupe_edges
+    from hpcdist.graph.exchange import redistribute
+    from hpcdist.runtime.ranges import owned_range
+
+    _validate(comm, el)  # the engine's checks and messages (negative weights, ids out of range)
+    n, size = el.n_vertices, comm.Get_size()
+    bstart, bstop = owned_range(n, size, comm.Get_rank())
+    arrays = (el.src, el.dst) + ((el.weights,) if el.weights is not None else ())
+    moved = redistribute(comm, block_owner(el.dst, n, size), *arrays)
+    src, dst, w = dedupe_edges(moved[0], moved[1], moved[2] if el.weights is not None else None)
+    in_degree = np.bincount(dst - bstart, minlength=bstop - bstart).astype(np.int64)
+    return src, dst, w, in_degree
+
+
 def _build(comm: "MPI.Intracomm", el: "EdgeList", method: str, threshold: int) -> VertexCutGraph:
+    import time
+
     from hpcdist.graph.distgraph import directory_lookup, pair_order
     from hpcdist.graph.exchange import redistribute
     from hpcdist.graph.halo import HaloPlan, build_layout
     from hpcdist.graph.partition import compute_partition
-    from hpcdist.graph.vertexcut import _check, _dedupe_at_directory, _place_distributed
+    from hpcdist.graph.vertexcut import _check, _place_distributed
     from hpcdist.runtime.comm import MPI
 
+    comm.Barrier()
+    t0 = time.perf_counter()
     rank, size = comm.Get_rank(), comm.Get_size()
     _check(comm, method, size, threshold)
     n = el.n_vertices
-    src, dst, in_degree = _dedupe_at_directory(el, comm)
+    src, dst, w, in_degree = _dedupe(el, comm)
+    weighted = w is not None
     edge_part = _place_distributed(comm, method, src, dst, in_degree, n, size, threshold)
     # Masters on hash owners: the "hash" vertex partition is exactly master_parts, and it
     # renumbers them into contiguous ranges, which the halo plans need.
@@ -212,17 +450,29 @@ def _build(comm: "MPI.Intracomm", el: "EdgeList", method: str, threshold: int) -
     src_new = directory_lookup(comm, usrc, n, part.block_new_ids)[inv]
     del usrc, inv
 
-    # Out-degree at the master (PageRank divides by it), counted before edges move.
-    u, c = np.unique(src_new, return_counts=True)
-    u, c = redistribute(comm, part_of(u, bounds), u, c.astype(np.int64))
-    out_degree = np.zeros(n_owned, dtype=np.int64)
-    np.add.at(out_degree, u - start, c)
+    # Out-degree (and out-weight) at the master (PageRank divides by it), counted before
+    # edges move; the weights are summed in destination input-id order, as DistGraph does.
+    out_weight = None
+    if weighted:
+        s_new, d_in, s_w = redistribute(comm, part_of(src_new, bounds), src_new, dst, w)
+        order = pair_order(s_new, d_in)
+        s_loc = s_new[order] - start
+        out_degree = np.bincount(s_loc, minlength=n_owned).astype(np.int64)
+        out_weight = np.bincount(s_loc, weights=s_w[order], minlength=n_owned).astype(np.float64)
+        del s_new, d_in, s_w, order, s_loc
+    else:
+        u, c = np.unique(src_new, return_counts=True)
+        u, c = redistribute(comm, part_of(u, bounds), u, c.astype(np.int64))
+        out_degree = np.zeros(n_owned, dtype=np.int64)
+        np.add.at(out_degree, u - start, c)
 
     # Edges to their part; each destination's partial sum runs in source input-id order.
-    src_new, dst_new, src_in = redistribute(comm, edge_part, src_new, dst_new, src)
+    moved = redistribute(comm, edge_part, src_new, dst_new, src, *((w,) if weighted else ()))
+    src_new, dst_new, src_in = moved[0], moved[1], moved[2]
     order = pair_order(dst_new, src_in)
     src_new, dst_new = src_new[order], dst_new[order]
-    del order, src_in, src, dst, edge_part
+    weights = moved[3][order] if weighted else None
+    del order, src_in, src, dst, edge_part, moved, w
 
     def local(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Local ids in one space (masters, then that space's mirrors) and the mirrors."""
@@ -240,12 +490,18 @@ def _build(comm: "MPI.Intracomm", el: "EdgeList", method: str, threshold: int) -
     owned_input_ids[new_ids - start] = input_ids
     scatter_plan = HaloPlan(comm, build_layout(comm, scatter_ghosts, bounds))
     gather_plan = HaloPlan(comm, build_layout(comm, gather_ghosts, bounds))
-    n_edges = int(comm.allreduce(int(src_local.shape[0]), op=MPI.SUM))
+    n_mirrors = int(np.union1d(scatter_ghosts, gather_ghosts).shape[0])
+    totals = np.array([src_local.shape[0], n_mirrors], dtype=np.int64)
+    comm.Allreduce(MPI.IN_PLACE, totals, op=MPI.SUM)
+    setup = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
     return VertexCutGraph(
-        comm=comm, method=method, n_vertices=n, n_edges=n_edges, partition=part, bounds=bounds,
+        comm=comm, method=method, n_vertices=n, n_edges=int(totals[0]), partition=part, bounds=bounds,
         n_owned=n_owned, src_local=src_local, dst_local=dst_local, out_degree=out_degree,
         owned_input_ids=owned_input_ids, scatter_plan=scatter_plan, gather_plan=gather_plan,
         scatter_plan_ghosts=scatter_ghosts, gather_plan_ghosts=gather_ghosts,
+        weights=weights, out_weight=out_weight, directed=bool(el.directed), name=el.name,
+        block_vertex_ids=el.vertex_ids, threshold=threshold if method == "hybrid" else None,
+        total_mirrors=int(totals[1]), setup_seconds=float(setup),
     )
 
 

@@ -1,0 +1,565 @@
+"""PageRank, BFS, connected components and SSSP by gather-apply-scatter on a vertex-cut.
+
+The algorithms of :mod:`hpcdist.graph.algorithms` for a :class:`~hpcdist.graph.gas.VertexCutGraph`
+(edges placed by ``vertex-cut``, ``dbh`` or ``hybrid``; every vertex a master plus
+mirrors). Each superstep is *scatter* (masters -> source mirrors, one neighbourhood
+collective), local work on the part's edges, *gather* (destination mirrors -> masters,
+one neighbourhood collective, combined with ``min`` or ``+``) and *apply* at the
+masters, then one small allreduce that decides whether to go on.
+
+Results equal the edge-cut algorithms' (and scipy's):
+
+* :func:`bfs_gas`: hop distance (int64, -1 unreached) and the parent (original id of
+  the in-neighbour on the previous level with the smallest *input* id, the edge-cut
+  rule); top-down and frontier-driven: only the frontier's out-edges are walked (the
+  local edges grouped by source, :meth:`VertexCutGraph.local_out`), and the min of the
+  candidate parents is gathered.
+* :func:`connected_components_gas`: the smallest original id of each (weakly)
+  connected component, by FastSV (as :mod:`hpcdist.graph.algorithms.cc`) on parent
+  pointers named by input id; a pointer is routed to its master by its hash, so no
+  table is needed. Both edge directions count: the grandparents are scattered to both
+  kinds of mirror and the minima gathered back from both.
+* :func:`sssp_gas`: Bellman-Ford rounds from the vertices whose distance changed (with
+  ``delta``: only the lowest pending bucket of them, as delta-stepping orders its
+  work). The result is the fixed point of ``d[v] = min(d[v], d[u] + w)`` reached from
+  above, which is unique, so the distances are bit for bit Dijkstra's.
+* :func:`pagerank_gas`: PageRank (networkx semantics, weighted when the graph is); the
+  in-edge sums of a vertex are split over parts, so it agrees with the edge-cut run to
+  rounding (about 1e-15 per value), not bit for bit.
+
+All return a :class:`VertexCutResult`: a :class:`~hpcdist.graph.results.VertexResult`
+whose ``graph`` is the vertex-cut graph, so ``block_values()``, ``gather_arrays()``,
+``top()`` and ``to_h5()`` write the same layout as an edge-cut run. Local compute is numpy.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from hpcdist.graph.bsp import BSPRun, SuperstepMetrics
+from hpcdist.graph.results import VertexResult
+from hpcdist.runtime.errors import InputError, collective
+
+if TYPE_CHECKING:
+    from hpcdist.graph.gas import VertexCutGraph
+
+__all__ = ["VertexCutResult", "pagerank_gas", "bfs_gas", "connected_components_gas", "sssp_gas", "validate_bfs_gas"]
+
+_NONE = np.iinfo(np.int64).max  # "no candidate" in min-gathers of ids
+
+
+class VertexCutResult(VertexResult):
+    """A :class:`VertexResult` on a :class:`~hpcdist.graph.gas.VertexCutGraph`: the same
+    output (``to_h5`` datasets ``result``, ``vertex_ids`` and the extras, in input order),
+    with the edge partitioner and its replication factor in the attributes."""
+
+    def attributes(self, setup_seconds: float | None = None) -> dict[str, Any]:
+        attrs = super().attributes(setup_seconds)
+        g = self.graph
+        attrs["partitioner"] = g.method
+        attrs["replication_factor"] = float(g.replication_factor)
+        if g.threshold is not None:
+            attrs["hybrid_threshold"] = int(g.threshold)
+        return attrs
+
+
+class _Steps:
+    """Times and counts the supersteps of a GAS loop into the engine's :class:`BSPRun`
+    records (what ``--metrics`` and the CLI summary read)."""
+
+    def __init__(self, graph: "VertexCutGraph", name: str, progress: bool) -> None:
+        self.comm = graph.comm
+        self.metrics: list[SuperstepMetrics] = []
+        self.bar = None
+        if progress and self.comm.Get_rank() == 0:
+            from tqdm import tqdm
+
+            self.bar = tqdm(desc=name, unit="step", leave=False)
+        self.comm.Barrier()
+        self.t_start = time.perf_counter()
+        self.exchange_s = 0.0
+
+    def exchange(self, fn, *args):
+        """Run one collective phase, counting its time as exchange time."""
+        t = time.perf_counter()
+        out = fn(*args)
+        self.exchange_s += time.perf_counter() - t
+        return out
+
+    def reduce(self, local: np.ndarray, op=None) -> np.ndarray:
+        """One allreduce (SUM by default) of this superstep's counts, timed as reduce time."""
+        from hpcdist.runtime.comm import MPI
+
+        t = time.perf_counter()
+        out = np.empty_like(local)
+        self.comm.Allreduce(local, out, op=MPI.SUM if op is None else op)
+        self.reduce_s += time.perf_counter() - t
+        return out
+
+    def begin(self) -> None:
+        self.t0 = time.perf_counter()
+        self.exchange_s = 0.0
+        self.reduce_s = 0.0
+
+    def end(self, step: int, bytes_sent: int, active: int) -> None:
+        total = time.perf_counter() - self.t0
+        self.metrics.append(SuperstepMetrics(step, total - self.exchange_s - self.reduce_s, self.exchange_s,
+                                             self.reduce_s, int(bytes_sent), int(active)))
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def finish(self, converged: bool) -> BSPRun:
+        from hpcdist.runtime.comm import MPI
+
+        if self.bar is not None:
+            self.bar.close()
+        seconds = self.comm.allreduce(time.perf_counter() - self.t_start, op=MPI.MAX)
+        return BSPRun(supersteps=len(self.metrics), converged=converged, seconds=float(seconds),
+                      metrics=self.metrics)
+
+
+def _sync_bytes(graph: "VertexCutGraph", itemsize: int, scatter: bool = True, gather: bool = True) -> int:
+    """Bytes this rank sends in one scatter and/or gather of ``itemsize``-byte values."""
+    n = (graph.scatter_plan.layout.n_send if scatter else 0) + (graph.gather_plan.layout.n_ghost if gather else 0)
+    return n * itemsize if graph.size > 1 else 0
+
+
+def _edges_of(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the edges of ``rows`` in a CSR, and the row of each."""
+    starts = indptr[rows]
+    lens = indptr[rows + 1] - starts
+    total = int(lens.sum())
+    if total == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    shift = starts - (np.cumsum(lens) - lens)
+    return np.repeat(shift, lens) + np.arange(total, dtype=np.int64), np.repeat(rows, lens)
+
+
+def _combine_min(graph: "VertexCutGraph", cand: np.ndarray, empty) -> np.ndarray:
+    """Gather with ``min``: lower ``cand[:n_owned]`` by every destination mirror's partial;
+    return the masters that received a partial other than ``empty`` (unsorted, repeats)."""
+    lay = graph.gather_plan.layout
+    recv = graph.gather_plan.reverse_gather(cand)
+    if not recv.shape[0]:
+        return np.empty(0, dtype=np.int64)
+    got = recv != empty
+    idx = lay.send_index[got]
+    np.minimum.at(cand, idx, recv[got])
+    return idx
+
+
+# ---------------------------------------------------------------------------------------
+# BFS
+
+
+def bfs_gas(graph: "VertexCutGraph", source: int, *, progress: bool = False) -> VertexCutResult:
+    """Breadth-first search from ``source`` (original id) along the edges' direction.
+
+    Collective over ``graph.comm``. One superstep per level: the masters of the frontier
+    flag themselves, the flags are scattered to the source mirrors, every part walks
+    its frontier vertices' local out-edges and keeps, per destination, the smallest
+    input id among the frontier sources; the mirrors' candidates are min-gathered, and
+    the unreached masters with a candidate join the next level with it as parent.
+
+    Returns
+    -------
+    VertexCutResult
+        As :func:`hpcdist.graph.algorithms.bfs.bfs`: ``values`` the hop distance (int64,
+        -1 unreached), ``extras["parent"]`` the original id of the parent (the
+        in-neighbour on the previous level with the smallest input id; -1 for the root
+        and the unreached). ``params``: ``source``, ``levels``, ``reached``,
+        ``edges_traversed``, ``edges_examined``, ``teps``, ``directions`` (all ``T``).
+    """
+    from hpcdist.runtime.comm import MPI
+
+    g = graph
+    no = g.n_owned
+    src_local = g.locate(source, "bfs: source vertex")
+    keys = g.scatter_input_ids()
+    indptr, out_dst, _ = g.local_out()
+    flag = np.zeros(g.n_scatter, dtype=np.uint8)
+    cand = np.full(g.n_gather, _NONE, dtype=np.int64)
+    dist = np.full(no, -1, dtype=np.int64)
+    parent = np.full(no, -1, dtype=np.int64)  # input id of the parent
+    frontier = np.empty(0, dtype=np.int64)
+    if src_local >= 0:
+        dist[src_local] = 0
+        frontier = np.array([src_local], dtype=np.int64)
+    out_edges = int(g.comm.allreduce(int(g.out_degree[frontier].sum()), op=MPI.SUM))
+    steps = _Steps(g, "bfs", progress)
+    per_step = _sync_bytes(g, 1, scatter=True, gather=False) + _sync_bytes(g, 8, scatter=False, gather=True)
+    level, reached, examined = 0, 1, 0
+    converged = False
+    while True:
+        steps.begin()
+        flag[:no][frontier] = 1
+        steps.exchange(g.scatter, flag)
+        active = np.concatenate([frontier, no + np.flatnonzero(flag[no:])])
+        pos, rows = _edges_of(indptr, active)
+        d = out_dst[pos]
+        np.minimum.at(cand, d, keys[rows])
+        remote = steps.exchange(_combine_min, g, cand, _NONE)
+        touched = np.unique(np.concatenate([d[d < no], remote]))
+        new = touched[(dist[touched] < 0) & (cand[touched] != _NONE)]
+        dist[new] = level + 1
+        parent[new] = cand[new]
+        cand[d] = _NONE
+        cand[touched] = _NONE
+        flag[:no][frontier] = 0
+        frontier = new
+        counts = steps.reduce(np.array([new.shape[0], int(g.out_degree[new].sum()), pos.shape[0], per_step],
+                                       dtype=np.int64))
+        n_f = int(counts[0])
+        reached += n_f
+        out_edges += int(counts[1])
+        examined += int(counts[2])
+        level += 1
+        steps.end(level - 1, int(counts[3]), n_f)
+        if n_f == 0:
+            converged = True
+            break
+    run = steps.finish(converged)
+    edges = out_edges if g.directed else out_edges // 2
+    return VertexCutResult(
+        graph=g, values=dist, algorithm="bfs", iterations=run.supersteps, converged=run.converged,
+        seconds=run.seconds, run=run,
+        params={"source": int(source), "backend": "numpy", "direction": "top-down", "levels": level,
+                "reached": reached, "edges_traversed": edges, "edges_examined": examined,
+                "teps": edges / run.seconds if run.seconds > 0 else 0.0, "directions": "T" * level,
+                "replication_factor": float(g.replication_factor)},
+        extras={"parent": g.input_to_original(parent)},
+    )
+
+
+def validate_bfs_gas(result: VertexCutResult) -> list[str]:
+    """Graph500-style checks of a :func:`bfs_gas` result (those of
+    :func:`hpcdist.graph.algorithms.bfs.validate_bfs`); the problems found (empty: valid).
+
+    Collective over ``result.graph.comm``. The distances go to both kinds of mirror and
+    the parents to the destination mirrors; each part checks its edges, and the
+    per-vertex findings are OR-gathered to the masters.
+    """
+    g = result.graph
+    no = g.n_owned
+    parent = result.extras["parent"]  # original ids
+    d_src = np.empty(g.n_scatter, dtype=np.int64)
+    d_src[:no] = result.values
+    g.scatter(d_src)
+    d_dst = np.empty(g.n_gather, dtype=np.int64)
+    d_dst[:no] = result.values
+    g.scatter_dst(d_dst)
+    p_dst = np.empty(g.n_gather, dtype=np.int64)
+    p_dst[:no] = parent
+    g.scatter_dst(p_dst)
+    orig = g.derived("scatter_original_ids", lambda: g.scatter(np.concatenate(
+        [g.owned_original_ids(), np.zeros(g.n_scatter - no, dtype=np.int64)])))
+    s, t = g.src_local, g.dst_local
+    # 2: some in-edge of v comes from the parent, which sits one level up
+    tree = (orig[s] == p_dst[t]) & (p_dst[t] >= 0) & (d_src[s] >= 0) & (d_src[s] == d_dst[t] - 1)
+    # 3: no edge leaves the tree, and no edge skips a level
+    bad = (d_src[s] >= 0) & ((d_dst[t] < 0) | (d_dst[t] > d_src[s] + 1))
+    has_tree = _gather_any(g, tree, t)
+    bad_v = _gather_any(g, bad, t)
+    d = result.values
+    own_orig = g.owned_original_ids()
+    source = result.params["source"]
+    problems: list[str] = []
+
+    def report(what: str, mask: np.ndarray) -> None:
+        if mask.any():
+            first = int(np.flatnonzero(mask)[0])
+            problems.append(f"{what}: {int(mask.sum())} vertices (first: {int(own_orig[first])})")
+
+    is_root = own_orig == source
+    report("root without distance 0 or with a parent", is_root & ((d != 0) | (parent != -1)))
+    report("distance 0 off the root", ~is_root & (d == 0))
+    report("reached vertex without a parent", ~is_root & (d > 0) & (parent < 0))
+    report("unreached vertex with a parent", (d < 0) & (parent != -1))
+    report("parent is not an in-neighbour one level up", (d > 0) & (parent >= 0) & ~has_tree)
+    report("edge from a reached vertex to one unreached or more than one level down", bad_v)
+    merged = [p for part in g.comm.allgather(problems) for p in part]
+    if len(merged) > 10:
+        merged = merged[:10] + [f"... and {len(merged) - 10} more"]
+    return merged
+
+
+def _gather_any(g: "VertexCutGraph", edge_mask: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Per master: whether any of its in-edges, on any part, has ``edge_mask`` set."""
+    flags = np.zeros(g.n_gather, dtype=np.int64)
+    flags[dst[edge_mask]] = -1
+    return g.gather_min(flags) == -1
+
+
+# ---------------------------------------------------------------------------------------
+# Connected components
+
+
+def connected_components_gas(graph: "VertexCutGraph", *, max_iter: int | None = None,
+                             progress: bool = False) -> VertexCutResult:
+    """Connected components (weakly connected for a directed graph) by FastSV.
+
+    Collective over ``graph.comm``. Parent pointers ``f`` live at the masters, named by
+    the input id of the vertex they point to (the partition-independent order of
+    :mod:`hpcdist.graph.algorithms.cc`). Per iteration (superstep):
+
+    * ``gf = f[f]``: the distinct parents are asked at their masters (all-to-all);
+    * ``mngf[u] = min(gf[v])`` over both directions of every edge: ``gf`` scattered to
+      the source mirrors and to the destination mirrors, one pass over the part's edges
+      lowering both ends, and the minima gathered back from both kinds of mirror;
+    * stochastic hooking ``f[f[u]] = min(f[f[u]], mngf[u])`` (an all-to-all to the
+      parents' masters), aggressive hooking ``f[u] = min(f[u], mngf[u])`` and
+      shortcutting ``f[u] = min(f[u], gf[u])``.
+
+    It ends when no pointer changes: every component is then a star around its smallest
+    input id; the label, the component's smallest original id, is reduced at that
+    root's directory rank.
+
+    Returns
+    -------
+    VertexCutResult
+        ``values``: smallest original id in the component (int64). ``params``:
+        ``components``, ``largest_component``, ``size_histogram`` (and its JSON).
+    """
+    import json
+
+    from hpcdist.graph.algorithms.cc import component_summary
+    from hpcdist.graph.exchange import redistribute
+
+    g = graph
+    no, rank = g.n_owned, g.rank
+    f = g.owned_input_ids.copy()
+    gs = np.empty(g.n_scatter, dtype=np.int64)
+    gd = np.empty(g.n_gather, dtype=np.int64)
+    s, t = g.src_local, g.dst_local
+    limit = g.n_vertices + 1 if max_iter is None else int(max_iter)
+    per_step = 2 * _sync_bytes(g, 8)
+    steps = _Steps(g, "cc", progress)
+    converged = False
+    for step in range(limit):
+        steps.begin()
+        # gf = f[f], asked at the parents' masters
+        uniq, inv = np.unique(f, return_inverse=True)
+        owners = g.master_rank(uniq)
+        asked, who = steps.exchange(redistribute, g.comm, owners, uniq, np.full(uniq.shape[0], rank, dtype=np.int64))
+        (ans,) = steps.exchange(redistribute, g.comm, who, f[g.master_local(asked)])
+        got = np.empty(uniq.shape[0], dtype=np.int64)
+        got[np.argsort(owners, kind="stable")] = ans
+        gf = got[inv]
+        gs[:no] = gf
+        gd[:no] = gf
+        steps.exchange(g.scatter, gs)
+        steps.exchange(g.scatter_dst, gd)
+        ms, md = gs.copy(), gd.copy()
+        np.minimum.at(md, t, gs[s])
+        np.minimum.at(ms, s, gd[t])
+        steps.exchange(g.gather_src_min, ms)
+        mngf = np.minimum(ms[:no], steps.exchange(g.gather_min, md))
+        new = f.copy()
+        hook = np.flatnonzero(mngf < gf)
+        target = f[hook]
+        tt, tv = steps.exchange(redistribute, g.comm, g.master_rank(target), target, mngf[hook])
+        np.minimum.at(new, g.master_local(tt), tv)
+        np.minimum(new, mngf, out=new)
+        np.minimum(new, gf, out=new)
+        changed = int(np.count_nonzero(new != f))
+        f = new
+        counts = steps.reduce(np.array([changed, per_step], dtype=np.int64))
+        steps.end(step, int(counts[1]), int(counts[0]))
+        if counts[0] == 0:
+            converged = True
+            break
+    run = steps.finish(converged)
+    labels, sizes = _labels(g, f)
+    summary = component_summary(g, sizes)  # type: ignore[arg-type]  # uses graph.comm only
+    return VertexCutResult(
+        graph=g, values=labels, algorithm="cc", iterations=run.supersteps, converged=run.converged,
+        seconds=run.seconds, run=run,
+        params={"backend": "numpy", **summary, "size_histogram_json": json.dumps(summary["size_histogram"]),
+                "replication_factor": float(g.replication_factor)},
+    )
+
+
+def _labels(g: "VertexCutGraph", root_key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest original id of each master's component (given its root's input id), and
+    the component sizes held at this rank's directory block."""
+    from hpcdist.graph.distgraph import directory_lookup
+    from hpcdist.graph.exchange import redistribute
+    from hpcdist.graph.partition import block_owner
+
+    n = g.n_vertices
+    bstart, bstop = g.block_range
+    rk, ro = redistribute(g.comm, block_owner(root_key, n, g.size), root_key, g.owned_original_ids())
+    best = np.full(bstop - bstart, _NONE, dtype=np.int64)
+    np.minimum.at(best, rk - bstart, ro)
+    sizes = np.bincount(rk - bstart, minlength=bstop - bstart).astype(np.int64)
+    return directory_lookup(g.comm, root_key, n, best), sizes
+
+
+# ---------------------------------------------------------------------------------------
+# SSSP
+
+
+def sssp_gas(graph: "VertexCutGraph", source: int, *, delta: float | None = None, weighted: bool | None = None,
+             progress: bool = False) -> VertexCutResult:
+    """Shortest-path distances from ``source`` (original id) along the edges' direction.
+
+    Collective over ``graph.comm``. One superstep: the masters publish the distance of
+    the vertices to relax (``inf`` for the rest), scattered to the source mirrors; each
+    part relaxes the published vertices' local out-edges into per-destination minima,
+    which are min-gathered; a master whose distance drops is relaxed again later.
+    Without ``delta`` every changed vertex is relaxed at once (Bellman-Ford rounds, the
+    fewest supersteps); with ``delta`` only those in the lowest pending bucket
+    ``floor(dist / delta)`` (fewer repeated relaxations, more supersteps). Either way
+    the distances are bit for bit those of Dijkstra (scipy) and of
+    :func:`hpcdist.graph.algorithms.sssp.sssp`.
+
+    Parameters
+    ----------
+    graph : VertexCutGraph
+        Weights finite and non-negative (refused by the builders otherwise).
+    source : int
+    delta : float, optional
+        Bucket width; None: no buckets.
+    weighted : bool, optional
+        Use the edge weights (default: when the graph has them), else 1.0 each.
+
+    Returns
+    -------
+    VertexCutResult
+        ``values``: distance (float64, ``inf`` unreachable). ``params``: ``source``,
+        ``delta`` (when given), ``weighted``, ``reached``, ``rounds``, ``edges_relaxed``.
+    """
+    from hpcdist.runtime.comm import MPI
+
+    g = graph
+    with collective(g.comm):
+        if delta is not None and not (isinstance(delta, (int, float)) and math.isfinite(delta) and delta > 0):
+            raise InputError(f"sssp: delta must be a positive number, got {delta!r}")
+    no = g.n_owned
+    src_local = g.locate(source, "sssp: source vertex")
+    use_weights = g.weighted if weighted is None else bool(weighted and g.weighted)
+    indptr, out_dst, out_w = g.local_out()
+    if not use_weights or out_w is None:
+        out_w = np.ones(out_dst.shape[0])
+    dist = np.full(no, np.inf)
+    pending = np.zeros(no, dtype=bool)
+    if src_local >= 0:
+        dist[src_local] = 0.0
+        pending[src_local] = True
+    pub = np.full(g.n_scatter, np.inf)
+    cand = np.full(g.n_gather, np.inf)
+    per_step = _sync_bytes(g, 8)
+    steps = _Steps(g, "sssp", progress)
+    relaxed, step = 0, 0
+    n_pending = 1
+    while n_pending:
+        steps.begin()
+        sel = np.flatnonzero(pending)
+        if delta is not None:
+            bucket = np.floor(dist[sel] / delta)
+            lowest = steps.reduce(np.array([bucket.min(initial=np.inf)]), MPI.MIN)[0]
+            sel = sel[bucket == lowest]
+        pending[sel] = False
+        pub[sel] = dist[sel]
+        steps.exchange(g.scatter, pub)
+        active = np.concatenate([sel, no + np.flatnonzero(pub[no:] != np.inf)])
+        pos, rows = _edges_of(indptr, active)
+        d = out_dst[pos]
+        np.minimum.at(cand, d, pub[rows] + out_w[pos])
+        remote = steps.exchange(_combine_min, g, cand, np.inf)
+        touched = np.unique(np.concatenate([d[d < no], remote]))
+        better = touched[cand[touched] < dist[touched]]
+        dist[better] = cand[better]
+        pending[better] = True
+        cand[d] = np.inf
+        cand[touched] = np.inf
+        pub[sel] = np.inf
+        counts = steps.reduce(np.array([np.count_nonzero(pending), pos.shape[0], per_step, sel.shape[0]],
+                                       dtype=np.int64))
+        n_pending = int(counts[0])
+        relaxed += int(counts[1])
+        steps.end(step, int(counts[2]), int(counts[3]))
+        step += 1
+    run = steps.finish(True)
+    reached = int(g.comm.allreduce(int(np.count_nonzero(np.isfinite(dist))), op=MPI.SUM))
+    return VertexCutResult(
+        graph=g, values=dist, algorithm="sssp", iterations=run.supersteps, converged=True,
+        seconds=run.seconds, run=run,
+        params={"source": int(source), **({} if delta is None else {"delta": float(delta)}),
+                "weighted": use_weights, "backend": "numpy", "reached": reached, "rounds": run.supersteps,
+                "edges_relaxed": relaxed, "replication_factor": float(g.replication_factor)},
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# PageRank
+
+
+def pagerank_gas(graph: "VertexCutGraph", alpha: float = 0.85, max_iter: int = 100, tol: float = 1.0e-6,
+                 weighted: bool | None = None, *, progress: bool = False) -> VertexCutResult:
+    """PageRank as ``networkx.pagerank`` (uniform teleport and dangling weights; weighted
+    when the graph is, unless ``weighted=False``). Collective over ``graph.comm``.
+
+    Per superstep: masters publish ``x[u] / out_weight[u]`` (scatter), every part sums
+    ``w * contribution`` over its in-edges per destination, the partials are added at
+    the masters (gather) and the masters apply
+    ``x = alpha * (y + dangling_mass / n) + (1 - alpha) / n``. Stops once the L1 change
+    is below ``n * tol``. Agrees with the edge-cut :func:`hpcdist.graph.pagerank` to
+    rounding: each vertex's sum is split over the parts holding its in-edges.
+
+    Returns
+    -------
+    VertexCutResult
+        ``params``: ``alpha``, ``tol``, ``max_iter``, ``weighted``, ``final_error``.
+    """
+    from hpcdist.runtime.comm import MPI
+
+    g = graph
+    comm = g.comm
+    with collective(comm):
+        if not 0.0 <= alpha <= 1.0:
+            raise InputError(f"pagerank: alpha must lie in [0, 1], got {alpha}")
+        if not tol > 0:
+            raise InputError(f"pagerank: tol must be positive, got {tol}")
+        if max_iter < 1:
+            raise InputError(f"pagerank: max_iter must be at least 1, got {max_iter}")
+    use_weights = g.weighted if weighted is None else bool(weighted and g.weighted)
+    n, no = g.n_vertices, g.n_owned
+    p = 1.0 / n
+    out_w = g.out_weight if use_weights else g.out_degree.astype(np.float64)
+    nz = out_w != 0
+    inv_out = np.zeros(no)
+    inv_out[nz] = 1.0 / out_w[nz]
+    dangling = ~nz
+    edge_w = g.weights if use_weights else None
+    x = np.full(no, p)
+    contrib = np.zeros(g.n_scatter)
+    per_step = int(comm.allreduce(_sync_bytes(g, 8), op=MPI.SUM))
+    steps = _Steps(g, "pagerank", progress)
+    converged, err = False, float("inf")
+    for step in range(max_iter):
+        steps.begin()
+        np.multiply(x, inv_out, out=contrib[:no])
+        steps.exchange(g.scatter, contrib)
+        terms = contrib[g.src_local] if edge_w is None else contrib[g.src_local] * edge_w
+        partial = np.bincount(g.dst_local, weights=terms, minlength=g.n_gather)
+        y = steps.exchange(g.gather_sum, partial)
+        mass = steps.reduce(np.array([float(x[dangling].sum())]))[0]
+        x_new = alpha * (y + mass * p) + (1.0 - alpha) * p
+        err = float(steps.reduce(np.array([float(np.abs(x_new - x).sum())]))[0])
+        x = x_new
+        steps.end(step, per_step, n)
+        if err < n * tol:
+            converged = True
+            break
+    run = steps.finish(converged)
+    return VertexCutResult(
+        graph=g, values=x, algorithm="pagerank", iterations=run.supersteps, converged=converged,
+        seconds=run.seconds, run=run,
+        params={"alpha": float(alpha), "tol": float(tol), "max_iter": int(max_iter), "backend": "numpy",
+                "weighted": use_weights, "final_error": err, "replication_factor": float(g.replication_factor)},
+    )
