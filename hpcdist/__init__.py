@@ -20,6 +20,7 @@ from hpcdist.runtime.errors import (
     collective,
 )
 from hpcdist.farm import Farm, Requirements, distributed_apply
+from hpcdist.models import ModelRegistry
 
 _install_excepthook()
 
@@ -34,4 +35,6 @@ __all__ = [
     "Farm",
     "Requirements",
     "distributed_apply",
+    "models",
+    "ModelRegistry",
 ]

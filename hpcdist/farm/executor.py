@@ -29,6 +29,7 @@ from hpcdist.farm.runner import Validated
 from hpcdist.farm.scheduler import Cancel, Drain, Resolve, Scheduler, Submit, WorkerInfo, WorkerJoined
 from hpcdist.farm.strategies import Strategy, make_strategy
 from hpcdist.farm.tasks import Task, TaskInfo, TaskStatus, function_name
+from hpcdist.models.farm_mixin import ModelFarmMixin
 from hpcdist.runtime.errors import HpcdistError, InputError, collective
 from hpcdist.runtime.logs import get_logger
 
@@ -100,7 +101,7 @@ class TaskFuture(cf.Future):
         return super().exception(timeout=0 if timeout is not None else None)
 
 
-class Farm(cf.Executor):
+class Farm(ModelFarmMixin, cf.Executor):
     """A coordinator/worker task farm over an MPI communicator.
 
     Parameters

@@ -146,22 +146,95 @@ class Latency(Strategy):
 class Affinity(Strategy):
     """Route a task to workers holding its labels (e.g. ``model:a``); fall back when none is free.
 
-    Among the holders, the least loaded wins. When no candidate holds the labels (the
-    holders are all busy, or none exists), the least-loaded other worker takes it.
+    A worker holds a label when it announced it at join (``Farm(labels=...)``) or, for
+    labels starting with one of ``learn_prefixes`` (``"model:"`` by default), once this
+    strategy has sent it a task carrying that label: the worker loaded the model then
+    and keeps it in its cache. Among the holders, the least loaded wins. When no free
+    candidate holds the labels (the holders are all busy, or none exists), the
+    least-loaded other worker takes it (among equals, the one holding the fewest learnt
+    models, which spreads models over the workers), and becomes a holder in turn.
+
+    Parameters
+    ----------
+    learn_prefixes : tuple of str
+        Labels learnt from routing (those of models loaded lazily on the worker).
+    max_learned : int, optional
+        Learnt labels remembered per worker, least recently routed forgotten first:
+        set it to the number of models a worker's cache holds so that the strategy's
+        picture follows the cache's evictions. None remembers all.
+
+    Notes
+    -----
+    Labels are a preference here, not a requirement (``labels_required = False``): a
+    task with a model label no worker announced is never refused, it is placed and
+    teaches the strategy where that model now lives. Pure object: no MPI, no clock.
     """
 
     name = "affinity"
     labels_required = False
 
+    def __init__(self, learn_prefixes: tuple[str, ...] = ("model:",), max_learned: int | None = None) -> None:
+        if max_learned is not None and int(max_learned) < 1:
+            raise InputError(f"max_learned must be >= 1 or None, got {max_learned}")
+        self.learn_prefixes = tuple(learn_prefixes)
+        self.max_learned = None if max_learned is None else int(max_learned)
+        self._learned: dict[int, dict[str, None]] = {}  # rank -> labels, least recently routed first
+
+    def __repr__(self) -> str:
+        return f"Affinity(learn_prefixes={self.learn_prefixes!r}, max_learned={self.max_learned!r})"
+
+    def labels_of(self, worker: WorkerView) -> frozenset[str]:
+        """The labels ``worker`` holds: announced ones and learnt ones."""
+        learned = self._learned.get(worker.rank)
+        return worker.caps.labels | frozenset(learned) if learned else worker.caps.labels
+
+    def holders(self, label: str) -> list[int]:
+        """Ranks this strategy has learnt to hold ``label`` (announced labels not included)."""
+        return sorted(r for r, labels in self._learned.items() if label in labels)
+
+    def learn(self, rank: int, labels: "frozenset[str] | set[str] | list[str]") -> None:
+        """Record that ``rank`` now holds ``labels`` (those with a learnt prefix)."""
+        mine = [lab for lab in labels if lab.startswith(self.learn_prefixes)] if self.learn_prefixes else []
+        if not mine:
+            return
+        held = self._learned.setdefault(rank, {})
+        for lab in sorted(mine):
+            held.pop(lab, None)
+            held[lab] = None  # most recently used last
+        if self.max_learned is not None:
+            while len(held) > self.max_learned:
+                del held[next(iter(held))]
+
+    def forget(self, rank: int | None = None, label: str | None = None) -> None:
+        """Drop learnt holdings: of one worker, of one label, or of one label on one worker."""
+        ranks = [rank] if rank is not None else list(self._learned)
+        for r in ranks:
+            if label is None:
+                self._learned.pop(r, None)
+            else:
+                self._learned.get(r, {}).pop(label, None)
+
     def choose(self, task, candidates, view):
         wanted = task.requires.labels
-        pool = [w for w in candidates if wanted <= w.caps.labels] if wanted else []
-        if not pool and wanted:
-            # Partial holders beat none: more shared labels first.
-            best = max(len(wanted & w.caps.labels) for w in candidates)
-            pool = [w for w in candidates if len(wanted & w.caps.labels) == best]
-        pool = pool or list(candidates)
-        return min(pool, key=lambda w: (w.in_flight / max(w.capacity, 1), w.in_flight, w.rank)).rank
+        pool = []
+        if wanted:
+            held = {w.rank: self.labels_of(w) for w in candidates}
+            pool = [w for w in candidates if wanted <= held[w.rank]]
+            if not pool:
+                # Partial holders beat none: more shared labels first.
+                best = max(len(wanted & held[w.rank]) for w in candidates)
+                if best:
+                    pool = [w for w in candidates if len(wanted & held[w.rank]) == best]
+        if pool:
+            pick = min(pool, key=lambda w: (w.in_flight / max(w.capacity, 1), w.in_flight, w.rank)).rank
+        else:
+            # Nobody free holds it: the least loaded, and among equals the one holding the
+            # fewest learnt models, so that different models spread over the workers.
+            pick = min(candidates, key=lambda w: (w.in_flight / max(w.capacity, 1), w.in_flight,
+                                                  len(self._learned.get(w.rank, ())), w.rank)).rank
+        if wanted:
+            self.learn(pick, wanted)
+        return pick
 
 
 STRATEGIES: dict[str, type[Strategy]] = {

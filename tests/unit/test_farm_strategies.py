@@ -137,3 +137,85 @@ def test_user_strategy_plugs_into_the_scheduler():
         s.handle(WorkerJoined(r, Capabilities(rank=r), 0.0))
     ranks = [a.rank for i in range(3) for a in s.handle(Submit(Task(i, None), 0.0)) if isinstance(a, Dispatch)]
     assert ranks == [3, 2, 1]
+
+
+# ------------------------------------------------------------------ affinity that learns holders
+def model_task(label, tid=0):
+    return Task(tid, None, fn_name="run_model", requires=Requirements(labels={label}))
+
+
+def test_affinity_learns_the_worker_a_model_label_was_sent_to():
+    s = Affinity()
+    ws = [w(1), w(2), w(3)]
+    assert s.choose(model_task("model:a:1"), ws, None) == 1  # nobody holds it: least loaded
+    assert s.holders("model:a:1") == [1]
+    # Worker 1 now has more in flight, yet the holder still wins over the idle ones.
+    assert s.choose(model_task("model:a:1"), [w(1, in_flight=1), w(2), w(3)], None) == 1
+    assert s.choose(model_task("model:b:1"), [w(1, in_flight=1), w(2), w(3)], None) == 2
+    assert s.holders("model:b:1") == [2]
+    assert s.labels_of(w(2, labels={"gpu"})) == {"gpu", "model:b:1"}
+
+
+def test_affinity_falls_back_when_holders_are_busy_and_the_fallback_becomes_a_holder():
+    s = Affinity()
+    s.choose(model_task("model:a:1"), [w(1), w(2)], None)
+    # Holder 1 has no free slot (not a candidate): another worker takes it and loads the model.
+    assert s.choose(model_task("model:a:1"), [w(2), w(3)], None) == 2
+    assert s.holders("model:a:1") == [1, 2]
+    # Between two holders the less loaded wins.
+    assert s.choose(model_task("model:a:1"), [w(1, in_flight=1), w(2), w(3)], None) == 2
+
+
+def test_affinity_spreads_new_models_over_equally_loaded_workers():
+    s = Affinity()
+    idle = [w(1), w(2)]
+    picks = [s.choose(model_task(f"model:{m}:1"), idle, None) for m in "abcd"]
+    assert picks == [1, 2, 1, 2]  # a fresh model goes where fewer models live
+    assert [s.choose(model_task(f"model:{m}:1"), idle, None) for m in "dcba"] == [2, 1, 2, 1]  # then to its holder
+
+
+def test_affinity_learns_only_its_prefixes_and_forgets():
+    s = Affinity()
+    s.choose(model_task("site:x"), [w(1), w(2)], None)
+    assert s.holders("site:x") == []  # an announced-style label is not learnt
+    s.choose(model_task("model:a:1"), [w(2), w(1)], None)
+    s.forget(1, "model:a:1")
+    assert s.holders("model:a:1") == []
+    s.learn(3, {"model:b:1", "other"})
+    assert s.holders("model:b:1") == [3] and s.holders("other") == []
+    s.forget(3)
+    assert s.holders("model:b:1") == []
+
+
+def test_affinity_max_learned_mirrors_a_bounded_cache():
+    s = Affinity(max_learned=2)
+    for label in ("model:a:1", "model:b:1", "model:a:1", "model:c:1"):
+        s.learn(1, {label})
+    # a was used again after b, so b is the one forgotten (least recently routed)
+    assert s.holders("model:a:1") == [1] and s.holders("model:c:1") == [1] and s.holders("model:b:1") == []
+    with pytest.raises(InputError):
+        Affinity(max_learned=0)
+
+
+def test_affinity_in_the_scheduler_routes_by_worker_id_and_never_refuses_a_model_label():
+    from hpcdist.farm.scheduler import Dispatch, Resolve, Results, Scheduler, Submit, WorkerJoined
+
+    s = Scheduler(Affinity(), max_in_flight=1)
+    for r in (1, 2, 3):
+        s.handle(WorkerJoined(r, Capabilities(rank=r, cores=4), 0.0))  # nobody announces any model label
+
+    def route(tid, label, now=0.0):
+        acts = s.handle(Submit(model_task(label, tid), now))
+        assert not [a for a in acts if isinstance(a, Resolve)]  # not refused as unsatisfiable
+        return [a.rank for a in acts if isinstance(a, Dispatch)]
+
+    assert route(0, "model:a:1") == [1]
+    assert route(1, "model:b:1") == [2]
+    s.handle(Results(1, [(0, "ok", None, 0.01)], 0.1))
+    s.handle(Results(2, [(1, "ok", None, 0.01)], 0.1))
+    # Both free again: each model goes back to the worker that loaded it, in either order.
+    assert route(2, "model:b:1", 0.2) == [2]
+    assert route(3, "model:a:1", 0.2) == [1]
+    # Holders of a busy: the third worker takes a and is learnt as a holder.
+    assert route(4, "model:a:1", 0.2) == [3]
+    assert s.strategy.holders("model:a:1") == [1, 3]
