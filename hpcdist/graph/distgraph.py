@@ -20,6 +20,7 @@ Memory per rank is O(n/p + m/p + ghosts); no rank ever holds the whole graph.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
@@ -40,7 +41,8 @@ from hpcdist.runtime.ranges import owned_range
 if TYPE_CHECKING:
     from mpi4py import MPI
 
-__all__ = ["DistGraph", "from_edgelist", "from_edges", "from_csr", "dedupe_edges", "directory_lookup", "evaluate_partition"]
+__all__ = ["DistGraph", "Migration", "from_edgelist", "from_edges", "from_csr", "dedupe_edges", "directory_lookup",
+           "evaluate_partition"]
 
 
 def pair_order(major: np.ndarray, minor: np.ndarray) -> np.ndarray:
@@ -93,6 +95,26 @@ def directory_lookup(comm: "MPI.Intracomm", ids: np.ndarray, n: int, table: np.n
     out = np.empty(ids.shape[0], dtype=table.dtype)
     out[np.argsort(owners, kind="stable")] = answers
     return out
+
+
+@dataclass
+class Migration:
+    """What :meth:`DistGraph.move_bounds` moved.
+
+    Attributes
+    ----------
+    values : dict of str to numpy.ndarray
+        The carried per-vertex arrays, in the new owned order.
+    moved_vertices, moved_edges : int
+        Owned vertices and stored in-edges that changed rank (all ranks together).
+    seconds : float
+        Slowest rank.
+    """
+
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+    moved_vertices: int = 0
+    moved_edges: int = 0
+    seconds: float = 0.0
 
 
 class DistGraph:
@@ -351,6 +373,141 @@ class DistGraph:
         out[valid] = directory_lookup(self.comm, input_ids[valid], self.n_vertices,
                                       self.block_original_ids().astype(np.int64, copy=False))
         return out
+
+    # -- moving the part boundaries (rebalancing) ---------------------------------------
+    def move_bounds(self, bounds: np.ndarray, values: Mapping[str, np.ndarray] | None = None) -> "Migration":
+        """Give rank ``r`` the new ids ``bounds[r]:bounds[r+1]``, in place.
+
+        The numbering stays: only the cuts between consecutive ranks move, so the rows
+        that change owner (whole in-edge rows, and the owned vertices' input ids,
+        out-degrees and out-weights) travel to their new rank in two all-to-alls, without
+        re-reading the input; the rows that stay are not copied through MPI.
+        Rows keep their order (by the sources' input ids), so per-vertex sums, and every
+        algorithm's result, stay bit-identical. Ghosts, the halo plan and the partition
+        report are rebuilt; values cached on the graph (pull plans, derived arrays) are
+        dropped, so programs built on the old layout must be rebuilt.
+
+        Collective over ``comm``.
+
+        Parameters
+        ----------
+        bounds : array_like of int, shape (size + 1,)
+            Non-decreasing, from 0 to ``n_vertices``; the same on every rank.
+        values : mapping of str to numpy.ndarray, optional
+            Per-vertex arrays of the owned vertices (owned order) to carry along (an
+            algorithm's state).
+
+        Returns
+        -------
+        Migration
+            The carried ``values`` in the new owned order, the vertices and edges that
+            changed rank (global counts) and the seconds it took (slowest rank).
+
+        Raises
+        ------
+        InputError
+            Malformed bounds, or bounds that differ between ranks (on every rank).
+        """
+        from hpcdist.runtime.comm import MPI
+
+        comm = self.comm
+        rank, size = comm.Get_rank(), comm.Get_size()
+        comm.Barrier()
+        t0 = time.perf_counter()
+        new = np.asarray(bounds, dtype=np.int64).ravel()
+        shape_ok = new.shape == (size + 1,)
+        lo = np.zeros(size + 1, dtype=np.int64)
+        hi = np.zeros(size + 1, dtype=np.int64)
+        if shape_ok:
+            comm.Allreduce(new, lo, op=MPI.MIN)
+            comm.Allreduce(new, hi, op=MPI.MAX)
+        agreed = comm.allreduce(bool(shape_ok and np.array_equal(lo, hi)), op=MPI.LAND)
+        with collective(comm):
+            if not shape_ok:
+                raise InputError(f"move_bounds: expected {size + 1} bounds, got shape {np.shape(bounds)}")
+            if not agreed:
+                raise InputError("move_bounds: the ranks passed different bounds")
+            if new[0] != 0 or new[-1] != self.n_vertices or np.any(np.diff(new) < 0):
+                raise InputError(f"move_bounds: bounds must rise from 0 to {self.n_vertices}, got {new.tolist()}")
+        values = dict(values or {})
+
+        # Only the rows that change rank travel. Ranges are contiguous and ranks ordered, so
+        # the new owned range is [from lower ranks] + [kept] + [from higher ranks], and what
+        # arrives is grouped by source rank: already in new-id order, each row intact.
+        no = self.n_owned
+        start, stop = int(new[rank]), int(new[rank + 1])
+        n_owned = stop - start
+        kl = min(max(start, self.start), self.stop) - self.start  # kept: old local rows kl:kh
+        kh = max(min(stop, self.stop), self.start) - self.start
+        kh = max(kh, kl)
+        dest_v = np.concatenate([part_of(np.arange(self.start, self.start + kl, dtype=np.int64), new),
+                                 part_of(np.arange(self.start + kh, self.stop, dtype=np.int64), new)])
+        leaving = np.r_[0:kl, kh:no]
+        row_len_old = np.diff(self.in_indptr)
+        names = sorted(values)
+        per_vertex = [self.owned_input_ids, self.out_degree, self.out_weight, row_len_old.astype(np.int64),
+                      *(np.asarray(values[k])[:no] for k in names)]
+        got = redistribute(comm, dest_v, *(a[leaving] for a in per_vertex))
+        n_low = int(np.clip(self.start - start, 0, n_owned))  # new ids below my old start came from lower ranks
+        merged = [np.concatenate([r[:n_low], a[kl:kh], r[n_low:]]) for r, a in zip(got, per_vertex)]
+        owned_input_ids, out_degree, out_weight, row_len = merged[:4]
+        carried = dict(zip(names, merged[4:]))
+        assert owned_input_ids.shape[0] == n_owned
+
+        e_kl, e_kh = int(self.in_indptr[kl]), int(self.in_indptr[kh])
+        l2g = self.local_to_global
+        edge_leaving = np.r_[0:e_kl, e_kh:self.in_indices.shape[0]]
+        dest_e = np.repeat(dest_v, row_len_old[leaving])
+        weights = self.in_weights
+        arrays = (l2g[self.in_indices[edge_leaving]],) + ((weights[edge_leaving],) if weights is not None else ())
+        got = redistribute(comm, dest_e, *arrays)
+        moved_edges = int(dest_e.shape[0])
+        del dest_e, edge_leaving
+        e_low = int(row_len[:n_low].sum())
+        src_new = np.concatenate([got[0][:e_low], l2g[self.in_indices[e_kl:e_kh]], got[0][e_low:]])
+        in_weights = None
+        if weights is not None:
+            in_weights = np.concatenate([got[1][:e_low], weights[e_kl:e_kh], got[1][e_low:]])
+        del got, l2g
+        in_indptr = np.zeros(n_owned + 1, dtype=np.int64)
+        np.cumsum(row_len, out=in_indptr[1:])
+        remote = (src_new < start) | (src_new >= stop)
+        ghost_global, ghost_of = np.unique(src_new[remote], return_inverse=True)
+        n_ghost = int(ghost_global.shape[0])
+        index_dtype = np.int32 if n_owned + n_ghost < 2**31 else np.int64
+        in_indices = (src_new - start).astype(index_dtype)
+        in_indices[remote] = n_owned + ghost_of.astype(index_dtype)
+        n_cut = int(np.count_nonzero(remote))
+        del src_new, remote, ghost_of
+
+        part = self.partition
+        new_part = type(part)(part.method, part.parts, new, part.block_start, part.block_stop,
+                              part_of(part.block_new_ids, new), part.block_new_ids)
+        # The report from local counts: a rank's ghosts are exactly its distinct remote
+        # sources, so no pass over the edges is needed (partition_quality's result, cheaper).
+        mine = np.array([in_indices.shape[0], n_ghost, n_cut, dest_v.shape[0], moved_edges], dtype=np.int64)
+        every = np.empty((size, mine.shape[0]), dtype=np.int64)
+        comm.Allgather(mine, every)
+        old_report = self.report
+        report = PartitionReport(method=part.method, parts=part.parts, vertices=np.diff(new), edges=every[:, 0].copy(),
+                                 ghosts=every[:, 1].copy(), n_vertices=self.n_vertices,
+                                 n_edges=int(every[:, 0].sum()), cut_edges=int(every[:, 2].sum()),
+                                 value_bytes=old_report.value_bytes, extra=dict(old_report.extra))
+        halo = HaloPlan(comm, build_layout(comm, ghost_global, new))
+        total = every[:, 3:].sum(axis=0)
+
+        self.halo.close()
+        # Cached per-layout values (pull plans, derived arrays) start afresh.
+        for key in [k for k in self.__dict__ if k.startswith("_")]:
+            del self.__dict__[key]
+        self.__dict__.update(
+            partition=new_part, report=report, bounds=new, start=start, stop=stop, n_owned=n_owned, n_ghost=n_ghost,
+            owned_input_ids=owned_input_ids, ghost_global=ghost_global, in_indptr=in_indptr, in_indices=in_indices,
+            in_weights=in_weights, out_degree=out_degree, out_weight=out_weight, halo=halo,
+        )
+        seconds = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
+        return Migration(values=carried, moved_vertices=int(total[0]), moved_edges=int(total[1]),
+                         seconds=float(seconds))
 
     # -- life cycle ---------------------------------------------------------------------
     def close(self) -> None:

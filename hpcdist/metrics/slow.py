@@ -7,8 +7,10 @@ R, exactly as a slower core, a busier node or a heavier partition would appear; 
 other ranks wait for it in the reduction.
 
 :func:`slow_hook` delivers it through the engine's superstep hook without touching the
-engine: on its first call it wraps the program's ``compute``. Superstep 0 therefore runs
-at full speed; every later one is slowed.
+engine: on its first call for a program it wraps the program's ``compute``
+(:func:`slow_program`). Superstep 0 therefore runs at full speed; every later one is
+slowed. A run that builds a new program mid-way (a rebalanced run,
+:mod:`hpcdist.graph.rebalance`) gets it wrapped too, from its second superstep on.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from hpcdist.runtime.errors import InputError
 if TYPE_CHECKING:
     from mpi4py import MPI
 
-__all__ = ["SlowSpec", "ENV_VAR", "parse_slow", "slow_spec", "slowdown", "slow_hook"]
+__all__ = ["SlowSpec", "ENV_VAR", "parse_slow", "slow_spec", "slowdown", "slow_hook", "slow_program"]
 
 #: The environment variable read by :func:`slow_spec`.
 ENV_VAR = "HPCDIST_SLOW"
@@ -133,27 +135,52 @@ def slow_hook(
     rank = comm.Get_rank()
     if spec is None or spec.factor <= 1.0 or rank != spec.rank:
         return inner
-    wrapped: set[int] = set()
+    seen: list[Any] = [None]  # the program last wrapped (weakly: a rebalanced run drops it)
     last = [time.perf_counter()]
 
     def hook(superstep: int, program: Any) -> None:
-        if id(program) not in wrapped:
-            wrapped.add(id(program))
-            compute = program.compute
-
-            def slow_compute(step: int) -> Any:
-                t0 = time.perf_counter()
-                out = compute(step)
-                slowdown(time.perf_counter() - t0, spec, rank)
-                return out
-
-            try:
-                program.compute = slow_compute  # an instance attribute shadows the method
-            except AttributeError:  # a program with __slots__: slow the hook instead (books as exchange)
-                wrapped.discard(id(program))
+        ref = seen[0]
+        if ref is None or ref() is not program:
+            # By identity, not id(): a new program (after a rebalance) may reuse a freed one's id.
+            if slow_program(program, spec, rank):
+                seen[0] = _ref(program)
+            else:  # a program with __slots__: slow the hook instead (books as exchange)
                 slowdown(time.perf_counter() - last[0], spec, rank)
         if inner is not None:
             inner(superstep, program)
         last[0] = time.perf_counter()
 
     return hook
+
+
+def slow_program(program: Any, spec: SlowSpec | None, rank: int) -> bool:
+    """Wrap ``program.compute`` so that it sleeps :func:`slowdown` after each call on the slow rank.
+
+    Returns False when the program does not allow an instance attribute ``compute``
+    (``__slots__``); True otherwise (also when ``rank`` is not the slow one: nothing to do).
+    """
+    if spec is None or spec.factor <= 1.0 or rank != spec.rank:
+        return True
+    compute = program.compute
+
+    def slow_compute(step: int) -> Any:
+        t0 = time.perf_counter()
+        out = compute(step)
+        slowdown(time.perf_counter() - t0, spec, rank)
+        return out
+
+    try:
+        program.compute = slow_compute  # an instance attribute shadows the method
+    except AttributeError:
+        return False
+    return True
+
+
+def _ref(obj: Any) -> Callable[[], Any]:
+    """A weak reference to ``obj``, or a strong one where it cannot be weakly referenced."""
+    import weakref
+
+    try:
+        return weakref.ref(obj)
+    except TypeError:
+        return lambda: obj
