@@ -47,9 +47,19 @@ class ArrayModel:
         for k, v in params.items():
             if k not in self.params or np.shape(v) != self.params[k].shape:
                 raise InputError(f"{type(self).__name__}: unexpected parameter {k!r} of shape {np.shape(v)}")
+        missing = sorted(set(self.params) - set(params))
+        if missing:
+            raise InputError(f"{type(self).__name__}: parameters {missing} are missing")
         self.params = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor arguments, JSON-able (what the registry records next to the arrays).
+
+        Returns
+        -------
+        dict
+            A copy: ``type(self)(**model.get_config())`` builds the same architecture.
+        """
         return dict(self.config)
 
     def ensure_initialized(self, n_features: int) -> None:
@@ -69,12 +79,39 @@ class ArrayModel:
 
     @classmethod
     def from_params(cls, params: dict[str, np.ndarray], config: dict[str, Any]) -> "ArrayModel":
+        """Rebuild a model from its arrays and config (how the registry loads it).
+
+        Parameters
+        ----------
+        params : dict of str to numpy.ndarray
+            As :meth:`get_params` returned them.
+        config : dict
+            As :meth:`get_config` returned it.
+
+        Returns
+        -------
+        ArrayModel
+            A new model of this class holding copies of ``params`` (float64).
+
+        Raises
+        ------
+        InputError
+            Arrays whose names or shapes do not fit the configured architecture.
+        TypeError
+            A config key the constructor does not take.
+        """
         model = cls(**config)
         model.set_params(params)
         return model
 
     @property
     def nbytes(self) -> int:
+        """Bytes held by the parameter arrays (the registry's in-memory size estimate).
+
+        Returns
+        -------
+        int
+        """
         return int(sum(a.nbytes for a in self.params.values()))
 
     def fit(self, X: np.ndarray, y: np.ndarray, epochs: int = 10, batch_size: int | None = None,
@@ -119,14 +156,51 @@ class LinearRegression(ArrayModel):
         self.params = {"w": rng.normal(0.0, 0.01, (c["n_features"], c["n_outputs"])), "b": np.zeros(c["n_outputs"])}
 
     def predict(self, X: Any) -> np.ndarray:
+        """Predictions ``X @ w + b``.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, n_features)
+            Rows (higher-dimensional rows are flattened).
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(n,)`` for one output, ``(n, n_outputs)`` for more; float64.
+        """
         self._require_params()
         out = _as_2d(X) @ self.params["w"] + self.params["b"]
         return out[:, 0] if self.config["n_outputs"] == 1 else out
 
     def loss_grad_sum(self, X: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
+        """Squared loss and its gradient, both summed over the rows.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, n_features)
+        y : array_like, shape (n,) or (n, n_outputs)
+            Targets.
+
+        Returns
+        -------
+        loss : float
+            ``0.5 * sum((X @ w + b - y) ** 2)``.
+        grads : dict of str to numpy.ndarray
+            ``{"w": ..., "b": ...}``, sums over the rows (not means).
+        """
         X = _as_2d(X)
         r = X @ self.params["w"] + self.params["b"] - np.asarray(y, dtype=np.float64).reshape(len(X), -1)
         return 0.5 * float(np.sum(r * r)), {"w": X.T @ r, "b": r.sum(axis=0)}
+
+
+def _labels(y: Any, n_classes: int, who: str) -> np.ndarray:
+    """Labels as int64, checked: a negative one would silently index from the end."""
+    yi = np.asarray(y).astype(np.int64).ravel()
+    if len(yi) and (yi.min() < 0 or yi.max() >= n_classes):
+        bad = yi[(yi < 0) | (yi >= n_classes)]
+        raise InputError(f"{who}: labels must be 0 .. {n_classes - 1}, got {bad[0]} "
+                         f"({len(bad)} of {len(yi)} labels out of range)")
+    return yi
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -156,15 +230,56 @@ class LogisticRegression(ArrayModel):
         self.params = {"w": rng.normal(0.0, 0.01, (c["n_features"], c["n_classes"])), "b": np.zeros(c["n_classes"])}
 
     def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities (softmax of ``X @ w + b``).
+
+        Parameters
+        ----------
+        X : array_like, shape (n, n_features)
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, n_classes)
+            Rows sum to 1.
+        """
         self._require_params()
         return _softmax(_as_2d(X) @ self.params["w"] + self.params["b"])
 
     def predict(self, X: Any) -> np.ndarray:
+        """The most probable class of each row.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, n_features)
+
+        Returns
+        -------
+        numpy.ndarray of int64, shape (n,)
+            Labels ``0 .. n_classes-1``.
+        """
         return np.argmax(self.predict_proba(X), axis=1).astype(np.int64)
 
     def loss_grad_sum(self, X: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
+        """Cross-entropy and its gradient, both summed over the rows.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, n_features)
+        y : array_like of int, shape (n,)
+            Labels ``0 .. n_classes-1``.
+
+        Returns
+        -------
+        loss : float
+        grads : dict of str to numpy.ndarray
+            ``{"w": ..., "b": ...}``, sums over the rows (not means).
+
+        Raises
+        ------
+        InputError
+            A label outside ``0 .. n_classes-1``.
+        """
         X = _as_2d(X)
-        y = np.asarray(y).astype(np.int64).ravel()
+        y = _labels(y, self.config["n_classes"], type(self).__name__)
         p = _softmax(X @ self.params["w"] + self.params["b"])
         rows = np.arange(len(X))
         loss = -float(np.sum(np.log(np.maximum(p[rows, y], 1e-300))))
@@ -233,24 +348,78 @@ class MLP(ArrayModel):
         return acts
 
     def decision_function(self, X: Any) -> np.ndarray:
+        """The last layer's raw outputs (logits for classification).
+
+        Parameters
+        ----------
+        X : array_like, shape (n, n_features)
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, n_outputs)
+        """
         self._require_params()
         return self._forward(_as_2d(X))[-1]
 
     def predict_proba(self, X: Any) -> np.ndarray:
+        """Softmax of :meth:`decision_function` (class probabilities for classification).
+
+        Parameters
+        ----------
+        X : array_like, shape (n, n_features)
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, n_outputs)
+            Rows sum to 1.
+        """
         return _softmax(self.decision_function(X))
 
     def predict(self, X: Any) -> np.ndarray:
+        """Labels (classification) or outputs (regression).
+
+        Parameters
+        ----------
+        X : array_like, shape (n, n_features)
+
+        Returns
+        -------
+        numpy.ndarray
+            Classification: int64 labels, shape ``(n,)``. Regression: float64, shape
+            ``(n,)`` for one output, ``(n, n_outputs)`` for more.
+        """
         out = self.decision_function(X)
         if self.config["task"] == "classification":
             return np.argmax(out, axis=1).astype(np.int64)
         return out[:, 0] if self.config["n_outputs"] == 1 else out
 
     def loss_grad_sum(self, X: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
+        """Loss and gradient of every layer by backpropagation, both summed over the rows.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, n_features)
+        y : array_like
+            Regression: targets, shape ``(n,)`` or ``(n, n_outputs)`` (squared loss
+            ``0.5 * sum(err ** 2)``). Classification: labels ``0 .. n_outputs-1``
+            (softmax cross-entropy).
+
+        Returns
+        -------
+        loss : float
+        grads : dict of str to numpy.ndarray
+            ``{"W0": ..., "b0": ..., ...}``, sums over the rows (not means).
+
+        Raises
+        ------
+        InputError
+            Classification with a label outside ``0 .. n_outputs-1``.
+        """
         X = _as_2d(X)
         acts = self._forward(X)
         out = acts[-1]
         if self.config["task"] == "classification":
-            yi = np.asarray(y).astype(np.int64).ravel()
+            yi = _labels(y, self.config["n_outputs"], type(self).__name__)
             p = _softmax(out)
             rows = np.arange(len(X))
             loss = -float(np.sum(np.log(np.maximum(p[rows, yi], 1e-300))))

@@ -24,6 +24,22 @@ DEFAULT_CACHE_BYTES = 2 << 30
 
 @dataclass(frozen=True)
 class CacheStats:
+    """A snapshot of a :class:`ModelCache`'s counters.
+
+    Attributes
+    ----------
+    hits, misses : int
+        Lookups that found the model, and those that had to load it.
+    evictions : int
+        Models dropped to make room (least recently used first).
+    n_models : int
+        Models held now.
+    nbytes : int
+        Bytes they take (the registry's estimates).
+    budget : int
+        The cache's byte budget.
+    """
+
     hits: int
     misses: int
     evictions: int
@@ -33,6 +49,7 @@ class CacheStats:
 
     @property
     def hit_rate(self) -> float:
+        """``hits / (hits + misses)``, 0.0 before any lookup."""
         total = self.hits + self.misses
         return self.hits / total if total else 0.0
 
@@ -111,10 +128,18 @@ class ModelCache:
             self.evictions += 1
 
     def clear(self) -> None:
+        """Drop every cached model (the hit, miss and eviction counters are kept)."""
         with self._lock:
             self._items.clear()
 
     def stats(self) -> CacheStats:
+        """The counters and the current contents' size.
+
+        Returns
+        -------
+        CacheStats
+            A consistent snapshot (taken under the cache's lock).
+        """
         with self._lock:
             return CacheStats(self.hits, self.misses, self.evictions, len(self._items), self.nbytes, self.budget)
 

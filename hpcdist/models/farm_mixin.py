@@ -299,7 +299,7 @@ class ModelFarmMixin:
                       weights: Sequence[float] | None = None, validate: Any = None, retries: int | None = None,
                       timeout: float | None = None, out: Any = None, max_in_flight: int | None = None,
                       progress: bool | None = None, cache_bytes: int | str | None = None,
-                      requires: Any = None, priority: int = 0) -> Any:
+                      requires: Any = None, priority: int = 0, validator: Any = None) -> Any:
         """Run a registered model over the rows of ``X`` on the workers; the output in input order.
 
         Equal to ``registry.load(name).predict(X)`` in one process (for models whose
@@ -310,8 +310,10 @@ class ModelFarmMixin:
         name : str, (str, int), ModelInfo, or a list of them
             The model (``mode`` ``"batch"``/``"single"``), the ensemble members
             (``"parallel"``) or the stages in order (``"pipeline"``).
-        X : array, h5py.Dataset or iterable of arrays
-            Rows to predict. A dataset is read batch by batch and an iterator consumed
+        X : array, list of rows, h5py.Dataset or iterable of arrays
+            Rows to predict. A list or tuple whose first element is a row (a scalar or
+            1-D) is the rows themselves (``np.asarray(X)``); any other iterable yields
+            arrays of rows. A dataset is read batch by batch and an iterator consumed
             lazily, so inputs larger than memory stream through a bounded window.
         registry : ModelRegistry or path
         batch_size : int, optional
@@ -337,6 +339,8 @@ class ModelFarmMixin:
             Checks each task's output on the worker (see
             :class:`~hpcdist.models.validators.ResultValidator`); a rejection is an
             error retried on another worker. In a pipeline it checks the last stage.
+        validator : callable, dict, "finite" or list
+            Another name for ``validate`` (give one or the other).
         retries : int, optional
             Default: the farm's, but at least 1 when ``validate`` is given.
         out : array or h5py.Dataset, optional
@@ -365,6 +369,12 @@ class ModelFarmMixin:
             Before any work is sent.
         """
         self._check_open()  # type: ignore[attr-defined]
+        if validator is not None:
+            if validate is not None:
+                raise InputError("predict_batch: give validate= or validator= (the same thing), not both")
+            validate = validator
+        if isinstance(X, (list, tuple)) and len(X) and np.ndim(X[0]) < 2:
+            X = np.asarray(X)  # rows, not an iterable of chunks of rows
         if mode not in MODES:
             raise InputError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         if batch_size is not None and int(batch_size) < 1:

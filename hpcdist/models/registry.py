@@ -20,9 +20,14 @@ hundreds of ranks loading one model at once want. Deleting renames the directory
 :class:`ModelNotFound`.
 
 Integrity: ``manifest.json`` holds the CRC-32 (:mod:`hpcdist.checkpoint.atomic`) of the
-model file and of its own body, and an HMAC-SHA256 of the body under the registry's key.
-A bad checksum is :class:`CorruptedModel`. Pickled models (``trusted=True`` only) load
-only when the HMAC proves that this registry wrote the entry.
+model file and of its own body, and an HMAC-SHA256 of the registry's resolved path and
+the body under the registry's key. A bad checksum is :class:`CorruptedModel`. A CRC can
+be recomputed by anyone, so everything that would run code from the entry needs the
+HMAC: pickled models (``trusted=True`` only), skops types beyond skops' safe set, and
+array models whose class is not built in (the class path is imported). The key counts
+only when the key file is a regular file owned by the current user with no group or
+other permissions (a registry someone else made carries a key that proves nothing), and
+the path in the HMAC makes an entry copied from another registry fail to verify.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -42,7 +48,7 @@ from typing import Any, Iterable
 
 from hpcdist.checkpoint.atomic import checksum, fsync_dir, write_atomic
 from hpcdist.models.errors import CorruptedModel, ModelExists, ModelNotFound, ModelTooLarge, UntrustedModel
-from hpcdist.models.serializers import MODEL_FILE, dump_model, load_model
+from hpcdist.models.serializers import BUILTIN_CLASS_PATHS, MODEL_FILE, dump_model, load_model
 from hpcdist.runtime.errors import InputError
 
 __all__ = ["ModelRegistry", "ModelInfo", "model_label"]
@@ -97,7 +103,11 @@ class ModelRegistry:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path).absolute()
         self.path.mkdir(parents=True, exist_ok=True)
+        # Signed together with each manifest: an entry copied into another directory
+        # (another registry, or a copy of this one with its key) does not verify there.
+        self._real_path = os.path.realpath(self.path)
         self._key: bytes | None = None
+        self._key_problem: str | None = None
 
     def __reduce__(self):
         return (ModelRegistry, (str(self.path),))
@@ -125,11 +135,30 @@ class ModelRegistry:
                     pass
                 finally:
                     os.unlink(tmp)
-            self._key = key_path.read_bytes().strip()
+            self._key, self._key_problem = _read_key(key_path)
         return self._key
 
+    @property
+    def key_trusted(self) -> bool:
+        """Whether signatures under this registry's key prove anything to the current user.
+
+        True only when ``.registry-key`` is a regular file (not a link) owned by the
+        current user (``st_uid == os.getuid()``) with no group or other permission bits
+        (``mode & 0o077 == 0``). Otherwise anyone who could write the directory could
+        have planted the key, and entries that need a signature (pickles, non-built-in
+        classes, extra skops types) are refused with :class:`UntrustedModel`.
+        """
+        _ = self.key  # reads the key file and judges it
+        return self._key_problem is None
+
+    def _untrusted_key_reason(self) -> str:
+        key_path = self.path / KEY_FILE
+        if self.key_trusted:
+            return f"its signature does not match this registry's key {key_path} at {self._real_path}"
+        return f"the registry's key {key_path} cannot be trusted: {self._key_problem}"
+
     def _sign(self, body: bytes) -> str:
-        return hmac.new(self.key, body, hashlib.sha256).hexdigest()
+        return hmac.new(self.key, self._real_path.encode() + b"\0" + body, hashlib.sha256).hexdigest()
 
     # ------------------------------------------------------------ versions
     def _check_name(self, name: str) -> str:
@@ -214,12 +243,22 @@ class ModelRegistry:
         except (TypeError, ValueError) as exc:
             raise InputError(f"model metadata must be JSON ({exc})") from None
         fmt, data, config, cls_path, nbytes, extra = dump_model(model, trusted)
+        if _needs_signature(fmt, cls_path, extra) and not self.key_trusted:
+            raise UntrustedModel(f"cannot store {name!r} ({fmt}, {cls_path}) so that it can be loaded again: "
+                                 f"{self._untrusted_key_reason()}; use a registry directory of your own")
         req = _requires_dict(requires)
         fname = MODEL_FILE[fmt]
         base = self.path / name
-        base.mkdir(exist_ok=True)
         tmp = base / f".tmp-{uuid.uuid4().hex}"
-        tmp.mkdir()
+        for _ in range(100):
+            try:
+                # parents=True: a concurrent delete() may remove an empty NAME/ in between
+                tmp.mkdir(parents=True)
+                break
+            except FileNotFoundError:
+                continue
+        else:
+            tmp.mkdir(parents=True)
         try:
             write_atomic(tmp / fname, data)
             while True:
@@ -272,7 +311,12 @@ class ModelRegistry:
             shutil.rmtree(gone, ignore_errors=True)
         fsync_dir(base)
         if version is None or not self.versions(name):
-            shutil.rmtree(base, ignore_errors=True)
+            # Only an empty directory: a concurrent register() may have committed a new
+            # version (or be writing its .tmp-*) since the versions were renamed away.
+            try:
+                os.rmdir(base)
+            except OSError:
+                pass
 
     def _manifest_bytes(self, body: dict[str, Any]) -> bytes:
         text = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
@@ -296,7 +340,10 @@ class ModelRegistry:
             ok = False
         if not ok:
             raise CorruptedModel(f"model {name!r} version {version}: {path} is damaged (bad JSON or checksum)")
-        signed = hmac.compare_digest(str(doc.get("hmac", "")), self._sign(text))
+        if not isinstance(body, dict) or body.get("name") != name or body.get("version") != version:
+            raise CorruptedModel(f"model {name!r} version {version}: {path} describes another entry "
+                                 f"({body.get('name')!r} version {body.get('version')!r}) or is damaged")
+        signed = self.key_trusted and hmac.compare_digest(str(doc.get("hmac", "")), self._sign(text))
         return body, signed
 
     def info(self, name: str, version: int | None = None) -> ModelInfo:
@@ -332,7 +379,12 @@ class ModelRegistry:
         if limit is not None and info.nbytes > limit:
             raise ModelTooLarge(f"model {name!r} version {v} needs {format_bytes(info.nbytes)}, "
                                 f"more than the {format_bytes(limit)} allowed")
-        path = self.path / name / str(v) / body["file"]
+        fmt = body.get("format")
+        if fmt not in MODEL_FILE or body.get("file") != MODEL_FILE[fmt]:
+            # never a path from the manifest: an absolute or '../' name would read any file
+            raise CorruptedModel(f"model {name!r} version {v}: the manifest names file {body.get('file')!r} for "
+                                 f"format {fmt!r} (expected {MODEL_FILE.get(fmt, 'a known format')!r})")
+        path = self.path / name / str(v) / MODEL_FILE[fmt]
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -340,14 +392,18 @@ class ModelRegistry:
         if len(data) != body["file_bytes"] or checksum(data) != body["file_crc32"]:
             raise CorruptedModel(f"model {name!r} version {v}: {path} does not match its checksum "
                                  f"({len(data)} bytes, expected {body['file_bytes']})")
-        if body["format"] == "pickle" and not (signed and body.get("trusted")):
+        if fmt == "pickle" and not (signed and body.get("trusted")):
             raise UntrustedModel(f"model {name!r} version {v} is a pickle that this registry did not write "
-                                 f"(its signature does not match {self.path / KEY_FILE}); refusing to unpickle it")
+                                 f"({self._untrusted_key_reason()}); refusing to unpickle it")
         extra = {k: body[k] for k in ("skops_types",) if k in body}
         if extra.get("skops_types") and not signed:
             raise UntrustedModel(f"model {name!r} version {v}: skops types {extra['skops_types']} were not recorded "
-                                 "by this registry; refusing to trust them")
-        return load_model(body["format"], data, body["config"], body["class"], extra), info
+                                 f"by this registry ({self._untrusted_key_reason()}); refusing to trust them")
+        if _needs_signature(fmt, body.get("class"), extra) and not signed:
+            raise UntrustedModel(f"model {name!r} version {v} names the class {body.get('class')!r}, which is not "
+                                 f"built in, and this registry did not sign it ({self._untrusted_key_reason()}); "
+                                 "refusing to import it")
+        return load_model(fmt, data, body["config"], body["class"], extra), info
 
     def list(self, name: str | None = None) -> list[ModelInfo]:
         """Every version (of ``name``, or of every model), sorted by name and version.
@@ -387,6 +443,54 @@ class ModelRegistry:
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and bool(_NAME.match(name)) and bool(self.versions(name))
+
+
+def _needs_signature(fmt: str, cls_path: Any, extra: dict[str, Any]) -> bool:
+    """Whether loading an entry would run code named by its manifest (so the HMAC must vouch)."""
+    if fmt == "arrays":
+        return cls_path not in BUILTIN_CLASS_PATHS
+    if fmt == "skops":
+        return bool(extra.get("skops_types"))
+    return True
+
+
+def _read_key(key_path: Path) -> tuple[bytes, str | None]:
+    """The key's bytes, and why it cannot be trusted (None when it can).
+
+    Opened without following a link and judged on the open file (``fstat``), so the
+    file judged is the file read.
+    """
+    try:
+        fd = os.open(key_path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except PermissionError:
+        # Another user's registry, read-only to us: readable entries (built-in array
+        # models) still load; nothing that needs a signature does.
+        return b"", "you cannot read it (another user's registry?)"
+    except OSError:
+        if not key_path.is_symlink():
+            raise
+        return key_path.read_bytes().strip(), "it is a symbolic link"
+    try:
+        st = os.fstat(fd)
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    key = b"".join(chunks).strip()
+    uid = os.getuid()
+    if not stat.S_ISREG(st.st_mode):
+        return key, "it is not a regular file"
+    if st.st_uid != uid:
+        return key, f"it is owned by uid {st.st_uid}, not by you (uid {uid})"
+    if st.st_mode & 0o077:
+        return key, f"its mode {stat.S_IMODE(st.st_mode):04o} gives group or others access (it must be 0600)"
+    if not key:
+        return key, "it is empty"
+    return key, None
 
 
 def _info(body: dict[str, Any]) -> ModelInfo:

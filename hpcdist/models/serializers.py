@@ -4,10 +4,14 @@ A serializer turns a model into ``(format, files, config, class_path, nbytes)`` 
 The registry chooses the first that applies, in this order:
 
 1. ``arrays``: the array-model protocol, ``get_params() -> dict of arrays`` plus
-   ``get_config() -> JSON-able dict``, rebuilt by ``cls.from_params(params, config)``
-   (or ``cls(**config)`` then ``set_params``). Stored as one HDF5 file (group
-   ``params``), never pickled. The class is found again by its import path, so it must
-   be importable (defined in a module, not ``__main__`` when other processes load it).
+   ``get_config() -> JSON-able dict``, rebuilt by the classmethod
+   ``cls.from_params(params, config)``. Stored as one HDF5 file (group ``params``),
+   never pickled. The class is found again by its import path, so it must be
+   importable (defined in a module, not ``__main__`` when other processes load it).
+   The path comes from the manifest, so the registry imports it only from a manifest
+   it signed, or when it names a built-in model (:data:`BUILTIN_CLASS_PATHS`); the
+   class must have ``from_params`` and ``get_params``; the loader never calls
+   ``cls(**config)`` itself, only the class's own ``from_params``.
 2. ``skops``: a scikit-learn estimator, when the optional ``skops`` package is
    installed. Loading accepts only the types skops considers safe plus those listed
    at registration (``skops.io.get_untrusted_types`` is consulted and recorded).
@@ -26,16 +30,38 @@ import numpy as np
 
 from hpcdist.models.errors import CorruptedModel, UnsupportedModel, UntrustedModel
 
-__all__ = ["is_array_model", "is_sklearn_model", "dump_model", "load_model", "class_path"]
+__all__ = ["is_array_model", "is_sklearn_model", "dump_model", "load_model", "class_path", "BUILTIN_CLASS_PATHS"]
 
 MODEL_FILE = {"arrays": "model.h5", "skops": "model.skops", "pickle": "model.pkl"}
 
+#: Import paths of the built-in array models: safe to rebuild from any manifest (their
+#: constructors take only numbers and strings), so an unsigned registry may hold them.
+BUILTIN_CLASS_PATHS = frozenset(f"hpcdist.models.builtin:{n}" for n in ("LinearRegression", "LogisticRegression", "MLP"))
+
 
 def class_path(cls: type) -> str:
+    """The import path of a class as the registry records it.
+
+    Parameters
+    ----------
+    cls : type
+
+    Returns
+    -------
+    str
+        ``"module:QualifiedName"``, e.g. ``"hpcdist.models.builtin:MLP"``.
+    """
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
 def _import_class(path: str) -> type:
+    """The array-model class at ``path``; only a class with ``from_params`` and ``get_params``.
+
+    The caller decides whether ``path`` may be imported at all (a signed manifest or a
+    built-in model): importing runs the module's top-level code.
+    """
+    if not isinstance(path, str) or ":" not in path:
+        raise CorruptedModel(f"model class {path!r} is not a 'module:Class' path")
     module, _, qual = path.partition(":")
     try:
         obj: Any = importlib.import_module(module)
@@ -45,15 +71,41 @@ def _import_class(path: str) -> type:
         raise CorruptedModel(f"cannot import the model class {path!r} ({exc}); it must be importable where the model is loaded") from None
     if not isinstance(obj, type):
         raise CorruptedModel(f"{path!r} is not a class")
+    # Only the array-model protocol is ever called with data from the file: a class
+    # without it (subprocess.Popen, os._wrap_close, ...) is refused before any call.
+    if not (callable(getattr(obj, "from_params", None)) and callable(getattr(obj, "get_params", None))):
+        raise CorruptedModel(f"{path!r} is not an array model (it needs a from_params classmethod and get_params)")
     return obj
 
 
 def is_array_model(model: Any) -> bool:
-    return callable(getattr(model, "get_params", None)) and callable(getattr(model, "get_config", None)) and (
-        callable(getattr(type(model), "from_params", None)) or callable(getattr(model, "set_params", None)))
+    """Whether ``model`` follows the array-model protocol (stored as HDF5 arrays, no pickle).
+
+    Parameters
+    ----------
+    model : object
+
+    Returns
+    -------
+    bool
+        True when it has ``get_params()``, ``get_config()`` and a ``from_params``
+        classmethod on its type (what :func:`load_model` calls to rebuild it).
+    """
+    return (callable(getattr(model, "get_params", None)) and callable(getattr(model, "get_config", None))
+            and callable(getattr(type(model), "from_params", None)))
 
 
 def is_sklearn_model(model: Any) -> bool:
+    """Whether ``model`` is a scikit-learn estimator (any class of its MRO defined in ``sklearn``).
+
+    Parameters
+    ----------
+    model : object
+
+    Returns
+    -------
+    bool
+    """
     return any(c.__module__.startswith("sklearn.") for c in type(model).__mro__)
 
 
@@ -111,18 +163,50 @@ def dump_model(model: Any, trusted: bool) -> tuple[str, bytes, dict[str, Any], s
 
 
 def load_model(fmt: str, data: bytes, config: dict[str, Any], cls_path: str, extra: dict[str, Any]) -> Any:
-    """Rebuild a model from the bytes of its file (already verified by the registry)."""
+    """Rebuild a model from the bytes of its file (already verified by the registry).
+
+    The registry decides beforehand whether the entry may be trusted (a signed manifest,
+    or a built-in array model); this function only rebuilds.
+
+    Parameters
+    ----------
+    fmt : {"arrays", "skops", "pickle"}
+    data : bytes
+        The model file's content.
+    config : dict
+        The recorded ``get_config()`` (arrays format).
+    cls_path : str
+        The recorded class path (arrays format), see :func:`class_path`.
+    extra : dict
+        Other manifest fields (``skops_types``).
+
+    Returns
+    -------
+    object
+        The model.
+
+    Raises
+    ------
+    CorruptedModel
+        Unknown format, unreadable arrays, or a class that is not an array model.
+    UnsupportedModel
+        A skops entry without skops installed.
+    """
     if fmt == "arrays":
         import h5py
 
-        with h5py.File(io.BytesIO(data), "r") as f:
-            params = {k: f["params"][k][()] for k in f["params"]}
+        if not isinstance(config, dict):
+            raise CorruptedModel(f"model config must be a JSON object, got {type(config).__name__}")
+        try:
+            with h5py.File(io.BytesIO(data), "r") as f:
+                params = {k: f["params"][k][()] for k in f["params"]}
+        except (OSError, KeyError, TypeError, ValueError) as exc:
+            raise CorruptedModel(f"the arrays of the model cannot be read ({exc})") from None
         cls = _import_class(cls_path)
-        if callable(getattr(cls, "from_params", None)):
-            return cls.from_params(params, config)
-        model = cls(**config)
-        model.set_params(params)
-        return model
+        try:
+            return cls.from_params(params, config)  # type: ignore[attr-defined]
+        except (TypeError, ValueError, KeyError) as exc:
+            raise CorruptedModel(f"{cls_path}.from_params refused the stored arrays and config ({exc})") from exc
     if fmt == "skops":
         try:
             import skops.io as sio

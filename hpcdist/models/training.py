@@ -13,15 +13,26 @@ relative). ``batch_size=None`` is full-batch gradient descent.
 
 The adapter interface (:class:`GradientModel`) is what the built-in models implement:
 ``get_params``, ``set_params`` and ``loss_grad_sum(X, y) -> (loss_sum, grad_sums)``.
+
+Failures cannot deadlock: the reduced buffer ends with ``[loss, failed]``. A rank whose
+gradient computation raises (a label out of range in its shard, a model bug) sends
+zeros with ``failed = 1`` through the same ``Allreduce`` as everyone else, so every
+rank learns of it in that step and raises the same :class:`InputError` (the failing
+rank's exception is chained on that rank). Before the first step the ranks check
+together that their shards have the same row shape and that they start from the same
+parameters (a SHA-256 of the parameter bytes, allgathered: a mismatch is an error, not
+silently overwritten by a broadcast, because it means the caller built different
+models on different ranks).
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Protocol
 
 import numpy as np
 
-from hpcdist.runtime.errors import InputError, collective
+from hpcdist.runtime.errors import InputError, agree, collective
 
 __all__ = ["GradientModel", "train_data_parallel", "train_local", "shard"]
 
@@ -64,47 +75,61 @@ def _check(model: Any, X: Any, y: Any, epochs: int, batch_size: int | None, lr: 
         raise InputError(f"lr must be a positive number, got {lr}")
 
 
-def _run(model: Any, X: np.ndarray, y: np.ndarray, lo: int, n_total: int, epochs: int, batch_size: int | None,
-         lr: float, seed: int, allreduce: Any, n_features: int) -> list[float]:
-    """The training loop shared by the SPMD and the local trainer.
-
-    ``X``/``y`` are this rank's rows ``lo .. lo+len(X)`` of ``n_total``; ``allreduce`` sums a
-    float64 buffer in place across ranks (identity in one process).
-    """
+def _ensure_initialized(model: Any, n_features: int) -> None:
     ensure = getattr(model, "ensure_initialized", None)
     if callable(ensure):
         ensure(n_features)
+
+
+def _run(model: Any, X: np.ndarray, y: np.ndarray, lo: int, n_total: int, epochs: int, batch_size: int | None,
+         lr: float, seed: int, allreduce: Any, fail: Any) -> list[float]:
+    """The training loop shared by the SPMD and the local trainer.
+
+    ``X``/``y`` are this rank's rows ``lo .. lo+len(X)`` of ``n_total``; ``allreduce`` sums a
+    float64 buffer in place across ranks (identity in one process). When the reduced
+    failure count is nonzero, ``fail(error_or_None, n_failed, epoch, step)`` is called on
+    every rank and must raise.
+    """
     params = model.get_params()
     names = sorted(params)
-    shapes = [params[k].shape for k in names]
+    shapes = [np.shape(params[k]) for k in names]
     sizes = [int(np.prod(s)) for s in shapes]
-    buf = np.empty(sum(sizes) + 1)
+    buf = np.empty(sum(sizes) + 2)  # the gradients, then [loss, failed]
     hi = lo + len(X)
     B = n_total if batch_size is None else min(int(batch_size), n_total)
     rng = np.random.default_rng(seed)
     history = []
-    for _ in range(int(epochs)):
+    for epoch in range(int(epochs)):
         if batch_size is None:
             batches = [None]
         else:
             perm = rng.permutation(n_total)
             batches = [perm[s:s + B] for s in range(0, n_total, B)]
         epoch_loss = 0.0
-        for idx in batches:
+        for step, idx in enumerate(batches):
             if idx is None:
                 Xb, yb, n_b = X, y, n_total
             else:
                 mine = idx[(idx >= lo) & (idx < hi)] - lo
                 Xb, yb, n_b = X[mine], y[mine], len(idx)
             buf[:] = 0.0
+            error: BaseException | None = None
             if len(Xb):
-                loss, grads = model.loss_grad_sum(Xb, yb)
-                off = 0
-                for k, size in zip(names, sizes):
-                    buf[off:off + size] = np.asarray(grads[k], dtype=np.float64).ravel()
-                    off += size
-                buf[-1] = loss
+                try:
+                    loss, grads = model.loss_grad_sum(Xb, yb)
+                    off = 0
+                    for k, size in zip(names, sizes):
+                        buf[off:off + size] = np.asarray(grads[k], dtype=np.float64).ravel()
+                        off += size
+                    buf[-2] = loss
+                except Exception as exc:  # noqa: BLE001 - reported to every rank below, never swallowed
+                    # The other ranks are about to enter the Allreduce: join it, flagged.
+                    buf[:] = 0.0
+                    buf[-1] = 1.0
+                    error = exc
             allreduce(buf)
+            if buf[-1]:
+                fail(error, int(round(buf[-1])), epoch, step)
             params = model.get_params()
             off = 0
             new = {}
@@ -112,7 +137,7 @@ def _run(model: Any, X: np.ndarray, y: np.ndarray, lo: int, n_total: int, epochs
                 new[k] = params[k] - (lr / n_b) * buf[off:off + size].reshape(shape)
                 off += size
             model.set_params(new)
-            epoch_loss += buf[-1]
+            epoch_loss += buf[-2]
         history.append(epoch_loss / n_total)
     return history
 
@@ -124,11 +149,46 @@ def train_local(model: Any, X: Any, y: Any, epochs: int = 10, batch_size: int | 
     Returns the model (trained in place); ``model.history_`` holds the mean loss per epoch.
     """
     _check(model, X, y, epochs, batch_size, lr)
-    X = np.asarray(X, dtype=np.float64)
+    X = _as_float64(X)
     y = np.asarray(y)
-    history = _run(model, X, y, 0, len(X), epochs, batch_size, lr, seed, lambda buf: None, _n_features(X))
+    _ensure_initialized(model, _n_features(X))
+
+    def fail(error: BaseException | None, n_failed: int, epoch: int, step: int) -> None:
+        raise InputError(_failure_message(error, None, n_failed, epoch, step)) from error
+
+    history = _run(model, X, y, 0, len(X), epochs, batch_size, lr, seed, lambda buf: None, fail)
     _set_history(model, history)
     return model
+
+
+def _as_float64(X: Any) -> np.ndarray:
+    try:
+        return np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"X cannot be read as a float64 array ({exc})") from exc
+
+
+def _failure_message(error: BaseException | None, rank: int | None, n_failed: int, epoch: int, step: int) -> str:
+    where = "" if rank is None else f" on rank {rank}"
+    if rank is not None and n_failed > 1:
+        where += f" (and {n_failed - 1} other rank{'s' if n_failed > 2 else ''})"
+    what = f"{type(error).__name__}: {error}" if error is not None else "unknown error"
+    return f"training failed{where} computing the gradient of epoch {epoch}, step {step}: {what}"
+
+
+def _params_digest(model: Any) -> bytes:
+    """SHA-256 of the parameters' names, dtypes, shapes and bytes (32 bytes to allgather)."""
+    h = hashlib.sha256()
+    params = model.get_params()
+    for k in sorted(params):
+        a = np.ascontiguousarray(params[k])
+        h.update(f"{k}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.digest()
+
+
+def _ranks_differing(values: list[Any]) -> list[int]:
+    return [r for r, v in enumerate(values) if v != values[0]]
 
 
 def _n_features(X: np.ndarray) -> int:
@@ -178,11 +238,21 @@ def train_data_parallel(model: Any, X: Any, y: Any, epochs: int = 10, batch_size
         The same object, trained in place, identical on every rank; ``model.history_``
         holds the mean loss per epoch (global).
 
+    Raises
+    ------
+    InputError
+        On every rank, together: bad arguments on any rank; shards whose rows differ in
+        shape between ranks; ranks that start from different parameters; or a gradient
+        computation that raised on some rank (its exception is chained there; the
+        parameters are left at the last completed step).
+
     Notes
     -----
-    One ``Allreduce`` of all gradients and the loss (one float64 buffer) per step.
-    Each rank draws the global permutation itself: O(n) integers per rank per epoch,
-    no data moves between ranks.
+    One ``Allreduce`` of all gradients, the loss and a failure count (one float64
+    buffer) per step. Each rank draws the global permutation itself: O(n) integers per
+    rank per epoch, no data moves between ranks. Before the first step, two small
+    ``allgather`` calls: the row shapes of every shard, and a SHA-256 of every rank's
+    initial parameters.
     """
     from hpcdist.runtime.comm import MPI, as_comm
 
@@ -191,10 +261,17 @@ def train_data_parallel(model: Any, X: Any, y: Any, epochs: int = 10, batch_size
     try:
         with collective(comm):
             _check(model, X, y, epochs, batch_size, lr)
-            X = np.asarray(X, dtype=np.float64)
+            X = _as_float64(X)
             y = np.asarray(y)
             if full_data:
                 X, y = shard(X, comm), shard(y, comm)
+        # Row shapes of the non-empty shards (an empty one may not know them). Every rank
+        # judges the same gathered list, so all raise together without another round.
+        shapes = comm.allgather((X.shape[1:], y.shape[1:]) if len(X) else None)
+        known = {r: s for r, s in enumerate(shapes) if s is not None}
+        if len(set(known.values())) > 1:
+            desc = "; ".join(f"rank {r}: X rows {s[0]}, y rows {s[1]}" for r, s in known.items())
+            raise InputError(f"train_data_parallel: the shards' rows differ in shape between ranks ({desc})")
         n_local = len(X)
         lo = comm.exscan(n_local) if comm.Get_size() > 1 else 0
         lo = lo or 0  # exscan leaves rank 0 undefined (None)
@@ -207,7 +284,26 @@ def train_data_parallel(model: Any, X: Any, y: Any, epochs: int = 10, batch_size
             comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
 
         n_features = comm.allreduce(_n_features(X), op=MPI.MAX)  # an empty shard may not know it
-        history = _run(model, X, y, lo, n_total, epochs, batch_size, lr, seed, allreduce, n_features)
+        with collective(comm):
+            _ensure_initialized(model, n_features)
+        digests = comm.allgather(_params_digest(model))
+        differ = _ranks_differing(digests)
+        if differ:
+            raise InputError(f"train_data_parallel: ranks {differ} start from parameters different from rank 0's; "
+                             "build the model with the same arguments and seed on every rank")
+
+        def fail(error: BaseException | None, n_failed: int, epoch: int, step: int) -> None:
+            # Every rank is here (the failure count came through the Allreduce); agree()
+            # sends the lowest failing rank's message to all, and the failing rank keeps
+            # its own exception as the cause.
+            mine = InputError(_failure_message(error, comm.Get_rank(), n_failed, epoch, step)) if error is not None else None
+            try:
+                agree(comm, mine)
+            except InputError as agreed:
+                raise agreed from error
+            raise InputError(_failure_message(None, None, n_failed, epoch, step))  # unreachable: agree raised
+
+        history = _run(model, X, y, lo, n_total, epochs, batch_size, lr, seed, allreduce, fail)
         _set_history(model, history)
         return model
     finally:

@@ -72,10 +72,34 @@ def finite(value: Any) -> bool:
 
 
 def has_shape(*shape: int | None) -> ResultValidator:
+    """A validator accepting arrays of this shape.
+
+    Parameters
+    ----------
+    *shape : int or None
+        The expected length of each axis; ``None`` matches any (``has_shape(None, 3)``:
+        any number of rows, three columns).
+
+    Returns
+    -------
+    ResultValidator
+    """
     return ResultValidator(shape=shape)
 
 
 def has_dtype(dtype: Any) -> ResultValidator:
+    """A validator accepting arrays of this dtype.
+
+    Parameters
+    ----------
+    dtype : dtype-like or str
+        An exact dtype (``"float64"``) or a kind: ``"floating"``, ``"integer"``,
+        ``"bool"``, ``"number"``.
+
+    Returns
+    -------
+    ResultValidator
+    """
     return ResultValidator(dtype=dtype)
 
 

@@ -28,7 +28,8 @@ from hpcdist.models import (
     ModelTooLarge,
     ResultValidator,
 )
-from hpcdist.models.farm_mixin import train_member
+from hpcdist.models import train_local
+from hpcdist.runtime.errors import InputError
 
 pytestmark = pytest.mark.mpi
 
@@ -192,10 +193,23 @@ def test_rejected_result_is_retried_on_another_worker(comm, reg):
                 got = farm.predict_batch("nan1", X, registry=reg, batch_size=20, validate=validate)
                 np.testing.assert_allclose(got, expect, rtol=1e-12)
                 assert 1 not in {r for ws in farm.last_predict.workers for r in ws}
+            # validator= is another name for validate=
+            if comm.size == 2:
+                with pytest.raises(ResultRejected):
+                    farm.predict_batch("nan1", X, registry=reg, batch_size=20, validator="finite", retries=1)
+            else:
+                got = farm.predict_batch("nan1", X, registry=reg, batch_size=20, validator="finite")
+                np.testing.assert_allclose(got, expect, rtol=1e-12)
+            with pytest.raises(InputError, match="not both"):
+                farm.predict_batch("nan1", X, registry=reg, validate="finite", validator="finite")
             if comm.size > 2:
-                retried = [t for t in farm.tasks() if t.fn.endswith(".run_model") and t.errors_used]
-                assert retried and all(t.tried[0] == 1 or 1 in t.tried for t in retried)
-                assert all(len(t.tried) == 2 and t.worker != 1 for t in retried)
+                model_tasks = [t for t in farm.tasks() if t.fn.endswith(".run_model")]
+                retried = [t for t in model_tasks if t.errors_used]
+                # Exactly the tasks rank 1 ran were rejected, each once, then done by one other worker
+                # (``tried`` is sorted and 1 is the lowest worker rank).
+                assert retried and [t.id for t in retried] == [t.id for t in model_tasks if 1 in t.tried]
+                for t in retried:
+                    assert t.errors_used == 1 and t.tried == (1, t.worker) and t.worker != 1, t
             # Without a validator the NaNs pass through (the check is what caught them).
             if comm.size >= 2:
                 raw = farm.predict_batch("nan1", X, registry=reg, batch_size=20, max_in_flight=1)
@@ -246,9 +260,36 @@ def test_train_ensemble_registers_bagged_members_equal_to_local_training(comm, r
                                           lr=0.5, seed=7)
             assert [m.name for m in members] == [f"bag-m{i}" for i in range(4)]
             assert [m.name for m in reg.search(tags="ensemble:bag")] == [m.name for m in members]
-            for i, m in enumerate(members):
-                local = train_member(base, X, y, i, 7, 1.0, 3, 32, 0.5)
+            loaded = [reg.load(m.name) for m in members]
+            for i, got in enumerate(loaded):
+                # the documented recipe, rebuilt here: bootstrap rows from default_rng([seed, i]),
+                # then local training of a fresh copy with seed + i
+                idx = np.random.default_rng([7, i]).integers(0, len(X), size=len(X))
+                local = train_local(LogisticRegression(6, 2, seed=0), X[idx], y[idx], epochs=3, batch_size=32,
+                                    lr=0.5, seed=7 + i)
+                assert sorted(got.get_params()) == sorted(local.get_params())
                 for k, v in local.get_params().items():
-                    np.testing.assert_array_equal(reg.load(m.name).get_params()[k], v)
+                    np.testing.assert_array_equal(got.get_params()[k], v)
+            assert not np.array_equal(loaded[0].get_params()["w"], loaded[1].get_params()["w"])  # distinct samples
+            np.testing.assert_array_equal(base.get_params()["w"], LogisticRegression(6, 2, seed=0).get_params()["w"])
             vote = farm.predict_batch(members, X, registry=reg, mode="parallel", aggregate="majority")
             assert (vote == y).mean() > 0.8
+
+
+def test_a_plain_list_of_rows_is_the_rows(comm, reg):
+    X = data(50, seed=13)
+    model = reg.load("mlp")
+    expect = model.predict(X)
+    with Farm(comm, **FAST) as farm:
+        if farm is not None:
+            rows = [list(r) for r in X]  # a list of lists: rows, not chunks
+            np.testing.assert_allclose(farm.predict_batch("mlp", rows, registry=reg, batch_size=7), expect, rtol=1e-12)
+            assert farm.last_predict.batch_rows == [7] * 7 + [1]
+            as_tuple = tuple(X)  # a tuple of 1-D arrays: rows too
+            np.testing.assert_allclose(farm.predict_batch("mlp", as_tuple, registry=reg), expect, rtol=1e-12)
+            np.testing.assert_allclose(farm.predict_batch("mlp", rows, registry=reg, mode="single"), expect,
+                                       rtol=1e-12)
+            chunks = [X[:30], X[30:]]  # 2-D elements: still chunks of rows
+            np.testing.assert_allclose(farm.predict_batch("mlp", chunks, registry=reg, batch_size=25), expect,
+                                       rtol=1e-12)
+            assert farm.last_predict.batch_rows == [25, 5, 20]

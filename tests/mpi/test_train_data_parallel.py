@@ -98,3 +98,109 @@ def test_full_data_on_every_rank_and_models_sized_from_the_data(comm):
     got = train_data_parallel(MLP(hidden=(6,), n_outputs=3, task="classification", seed=1), Xs, y[lo:hi], epochs=2,
                               batch_size=30, lr=0.2, comm=comm, seed=0)
     assert_close(got, ref)
+
+
+def same_error_everywhere(comm, err):
+    """The message every rank raised; asserts they are identical."""
+    messages = comm.allgather(str(err.value))
+    assert all(m == messages[0] for m in messages), messages
+    return messages[0]
+
+
+def still_usable(comm):
+    """No message or collective left pending: a normal call on the same communicator works."""
+    X, y = problem("regression", n=20)
+    ref = train_local(LinearRegression(5, seed=1), X, y, epochs=1, lr=0.05)
+    assert_close(train_data_parallel(LinearRegression(5, seed=1), shard(X, comm), shard(y, comm), epochs=1, lr=0.05,
+                                     comm=comm), ref)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("batch_size", [None, 16])
+def test_a_bad_label_on_one_rank_is_the_same_clean_error_on_every_rank(comm, batch_size):
+    X, y = problem("classes", n=60)
+    Xs, ys = shard(X, comm), shard(y, comm).copy()
+    bad_rank = comm.size - 1
+    if comm.rank == bad_rank:
+        ys[-1] = 7  # 3 classes: only this rank's shard has it
+    model = LogisticRegression(5, 3, seed=2)
+    before = {k: v.copy() for k, v in model.get_params().items()}
+    with pytest.raises(InputError) as err:
+        train_data_parallel(model, Xs, ys, epochs=3, batch_size=batch_size, lr=0.5, comm=comm, seed=1)
+    message = same_error_everywhere(comm, err)
+    assert f"training failed on rank {bad_rank} computing the gradient of epoch 0, step " in message
+    assert "InputError: LogisticRegression: labels must be 0 .. 2, got 7" in message
+    if comm.rank == bad_rank:  # the failing rank chains its own exception
+        assert isinstance(err.value.__cause__, InputError) and "got 7" in str(err.value.__cause__)
+    else:
+        assert err.value.__cause__ is None
+    if batch_size is None:  # the failure is in the first step: nobody moved
+        for k, v in model.get_params().items():
+            np.testing.assert_array_equal(v, before[k])
+    flat = np.concatenate([p.ravel() for _, p in sorted(model.get_params().items())])
+    assert all(np.array_equal(g, flat) for g in comm.allgather(flat))  # the same (last completed) step everywhere
+    still_usable(comm)
+
+
+class RaisesAt(LinearRegression):
+    """Raises RuntimeError in its gradient on the given ranks from the given call on."""
+
+    def __init__(self, ranks, at_call, rank, **kw):
+        super().__init__(**kw)
+        self.ranks, self.at_call, self.rank, self.calls = set(ranks), at_call, rank, 0
+
+    def loss_grad_sum(self, X, y):
+        self.calls += 1
+        if self.rank in self.ranks and self.calls >= self.at_call:
+            raise RuntimeError(f"boom on {self.rank}")
+        return super().loss_grad_sum(X, y)
+
+
+@pytest.mark.timeout(30)
+def test_an_exception_in_any_model_on_some_ranks_does_not_hang(comm):
+    X, y = problem("regression", n=40)
+    failing = [comm.size - 1] if comm.size < 3 else [1, 2]
+    model = RaisesAt(failing, 3, comm.rank, n_features=5, seed=0)
+    with pytest.raises(InputError) as err:
+        train_data_parallel(model, shard(X, comm), shard(y, comm), epochs=5, lr=0.05, comm=comm)
+    message = same_error_everywhere(comm, err)
+    others = " (and 1 other rank)" if len(failing) == 2 else ""
+    assert message == (f"training failed on rank {failing[0]}{others} computing the gradient of epoch 2, step 0: "
+                       f"RuntimeError: boom on {failing[0]}")
+    if comm.rank in failing:
+        assert isinstance(err.value.__cause__, RuntimeError) and str(err.value.__cause__) == f"boom on {comm.rank}"
+    # two full steps were taken before the failure, identically to two local epochs
+    ref = train_local(LinearRegression(5, seed=0), X, y, epochs=2, lr=0.05)
+    assert_close(model, ref)
+    still_usable(comm)
+
+
+@pytest.mark.timeout(30)
+def test_shards_must_agree_on_the_row_shape(comm):
+    X, y = problem("regression", n=30)
+    Xs, ys = shard(X, comm), shard(y, comm)
+    if comm.size == 1:  # one shard agrees with itself: trains
+        train_data_parallel(LinearRegression(5), Xs, ys, epochs=1, comm=comm)
+        return
+    if comm.rank == comm.size - 1:
+        Xs = Xs[:, :4]  # a rank that read one column fewer
+    with pytest.raises(InputError, match=rf"rows differ in shape between ranks .*rank {comm.size - 1}: X rows \(4,\)"):
+        train_data_parallel(LinearRegression(5), Xs, ys, epochs=1, comm=comm)
+    ys2 = ys.reshape(-1, 1) if comm.rank == 0 else ys
+    with pytest.raises(InputError, match=r"rank 0: X rows \(5,\), y rows \(1,\)"):
+        train_data_parallel(LinearRegression(5), shard(X, comm), ys2, epochs=1, comm=comm)
+    still_usable(comm)
+
+
+@pytest.mark.timeout(30)
+def test_every_rank_must_start_from_the_same_parameters(comm):
+    X, y = problem("regression", n=30)
+    seed = 99 if comm.rank == comm.size - 1 and comm.size > 1 else 1
+    if comm.size == 1:  # nothing to disagree with
+        train_data_parallel(LinearRegression(5, seed=seed), X, y, epochs=1, comm=comm)
+        return
+    with pytest.raises(InputError, match=rf"ranks \[{comm.size - 1}\] start from parameters different from rank 0"):
+        train_data_parallel(LinearRegression(5, seed=seed), shard(X, comm), shard(y, comm), epochs=1, comm=comm)
+    # built without n_features, sized from the data on every rank: the same parameters, accepted
+    train_data_parallel(LinearRegression(seed=1), shard(X, comm), shard(y, comm), epochs=1, comm=comm)
+    still_usable(comm)

@@ -90,3 +90,14 @@ def test_run_model_loads_once_per_process_then_hits(tmp_path):
     assert worker_cache().budget == 1 << 20
     # A pipeline stage takes the previous stage's ModelOutput as its input.
     np.testing.assert_array_equal(run_model(ref, ModelOutput(X, True)).value, model.predict(X))
+
+
+def test_clear_drops_the_models_and_keeps_the_counters():
+    c = ModelCache(100)
+    calls: list[str] = []
+    c.get("a", loader("a", 30, calls))
+    c.get("a", loader("a", 30, calls))
+    c.clear()
+    s = c.stats()
+    assert (s.hits, s.misses, s.n_models, s.nbytes, s.budget) == (1, 1, 0, 0, 100) and s.hit_rate == 0.5
+    assert c.get("a", loader("a", 30, calls)) == ("model-a", False) and calls == ["a", "a"]

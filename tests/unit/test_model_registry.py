@@ -291,3 +291,235 @@ def test_concurrent_readers_never_see_a_partial_version(tmp_path):
     for p, (out, err) in zip(readers, outs):
         assert p.returncode == 0, err
         assert int(out.strip().splitlines()[-1]) >= 1
+
+
+# --------------------------------------------------------------------------- forged entries
+def _forge(reg_root, name, version, body_update, file_bytes=None, file_name=None, sign_with=None):
+    """Write a version by hand: a manifest with a recomputed CRC-32 (anyone can) and, unless
+    ``sign_with`` (a registry) is given, no valid HMAC."""
+    import zlib
+
+    d = reg_root / name / str(version)
+    d.mkdir(parents=True)
+    body = {**json.loads((reg_root / name / "1" / "manifest.json").read_text())["body"], "version": version,
+            **body_update}
+    if file_bytes is not None:
+        (d / (file_name or body["file"])).write_bytes(file_bytes)
+        body.update(file_bytes=len(file_bytes), file_crc32=zlib.crc32(file_bytes))
+    if sign_with is not None:
+        (d / "manifest.json").write_bytes(sign_with._manifest_bytes(body))
+        return
+    text = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    (d / "manifest.json").write_text(json.dumps({"body": body, "crc32": zlib.crc32(text), "hmac": "0" * 64}))
+
+
+def test_a_forged_arrays_manifest_cannot_run_code(tmp_path):
+    reg = ModelRegistry(tmp_path / "r")
+    reg.register("m", LinearRegression(3, seed=0))
+    h5 = (tmp_path / "r" / "m" / "1" / "model.h5").read_bytes()
+    marker = tmp_path / "pwned"
+    popen = {"class": "subprocess:Popen", "config": {"args": ["touch", str(marker)]}}
+    # CRC recomputed, no signature: refused before the class is imported
+    _forge(tmp_path / "r", "m", 2, popen, h5)
+    with pytest.raises(UntrustedModel, match=r"'subprocess:Popen'.*not built in.*did not sign.*\.registry-key"):
+        reg.load("m", 2)
+    # even a manifest this registry signed never calls a class without the array-model protocol
+    _forge(tmp_path / "r", "m", 3, popen, h5, sign_with=reg)
+    with pytest.raises(CorruptedModel, match="not an array model"):
+        reg.load("m", 3)
+    for cls_path in ("os:system", "builtins:eval", "subprocess:Popen"):
+        with pytest.raises(CorruptedModel):
+            from hpcdist.models.serializers import _import_class
+
+            _import_class(cls_path)
+    assert not marker.exists()
+    # the genuine entry still loads
+    assert_same_params(reg.load("m", 1), LinearRegression(3, seed=0))
+
+
+def test_the_manifest_cannot_name_another_file(tmp_path):
+    reg = ModelRegistry(tmp_path / "r")
+    reg.register("m", LinearRegression(3, seed=0))
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"not yours")
+    for v, fname in ((2, str(secret)), (3, "../1/model.h5"), (4, "model.pkl")):
+        import zlib
+
+        data = secret.read_bytes() if v == 2 else (tmp_path / "r" / "m" / "1" / "model.h5").read_bytes()
+        _forge(tmp_path / "r", "m", v, {"file": fname, "file_bytes": len(data), "file_crc32": zlib.crc32(data)},
+               sign_with=reg)
+        with pytest.raises(CorruptedModel, match="names file"):
+            reg.load("m", v)
+    # a manifest moved to another name or version slot does not pass for that entry
+    os.rename(tmp_path / "r" / "m" / "1", tmp_path / "r" / "m" / "9")
+    with pytest.raises(CorruptedModel, match="describes another entry"):
+        reg.load("m", 9)
+
+
+def test_builtin_classes_are_the_only_ones_loaded_without_a_signature(tmp_path):
+    from hpcdist.models.builtin import BUILTIN_MODELS
+    from hpcdist.models.serializers import BUILTIN_CLASS_PATHS, class_path
+
+    assert BUILTIN_CLASS_PATHS == {class_path(c) for c in BUILTIN_MODELS.values()}
+    r1, r2 = ModelRegistry(tmp_path / "r1"), ModelRegistry(tmp_path / "r2")
+    r1.register("lin", LinearRegression(3, seed=2))
+    r1.register("scaled", Scaled(2.0))
+    r2.register("x", LinearRegression(2))
+    for n in ("lin", "scaled"):
+        os.rename(tmp_path / "r1" / n, tmp_path / "r2" / n)
+    assert_same_params(r2.load("lin"), LinearRegression(3, seed=2))  # no code named by the file
+    with pytest.raises(UntrustedModel, match="Scaled.*not built in"):
+        r2.load("scaled")
+
+
+class NoFromParams:
+    """get_params / get_config / set_params but no from_params: not loadable without calling cls(**config)."""
+
+    def __init__(self):
+        self.w = np.ones(3)
+
+    def get_params(self):
+        return {"w": self.w}
+
+    def get_config(self):
+        return {}
+
+    def set_params(self, params):
+        self.w = params["w"]
+
+
+def test_an_array_model_needs_from_params():
+    from hpcdist.models.serializers import is_array_model
+
+    assert is_array_model(Scaled(1.0)) and is_array_model(MLP(2, (3,)))
+    assert not is_array_model(NoFromParams())
+
+
+def test_no_from_params_needs_pickle(tmp_path):
+    reg = ModelRegistry(tmp_path)
+    with pytest.raises(UntrustedModel, match="trusted=True"):
+        reg.register("n", NoFromParams())
+
+
+# ----------------------------------------------------------------------------- key trust
+def test_a_key_file_others_can_access_or_do_not_own_proves_nothing(tmp_path, monkeypatch):
+    root = tmp_path / "r"
+    reg = ModelRegistry(root)
+    reg.register("o", Opaque(5), trusted=True)
+    reg.register("s", Scaled(3.0))
+    reg.register("lin", LinearRegression(2, seed=1))
+    assert reg.key_trusted and reg.load("o").k == 5
+    key = root / ".registry-key"
+    assert (key.stat().st_mode & 0o777) == 0o600
+
+    def refused(pattern):
+        fresh = ModelRegistry(root)  # the key is judged when first read
+        assert not fresh.key_trusted
+        with pytest.raises(UntrustedModel, match=pattern):
+            fresh.load("o")
+        with pytest.raises(UntrustedModel, match=pattern):
+            fresh.load("s")
+        with pytest.raises(UntrustedModel, match=pattern):
+            fresh.register("o", Opaque(6), trusted=True)  # could never be loaded back
+        assert_same_params(fresh.load("lin"), LinearRegression(2, seed=1))  # built in: still fine
+
+    for mode in (0o640, 0o604, 0o620, 0o660):
+        key.chmod(mode)
+        refused(f"cannot be trusted: its mode {mode:04o} gives group or others access")
+    key.chmod(0o600)
+    assert ModelRegistry(root).load("o").k == 5
+    monkeypatch.setattr(os, "getuid", lambda: key.stat().st_uid + 1)
+    refused(f"owned by uid {key.stat().st_uid}, not by you")
+    monkeypatch.undo()
+    # a link planted in place of the key (say, to a file of yours whose content is known)
+    known = tmp_path / "known"
+    known.write_bytes(key.read_bytes())
+    known.chmod(0o600)
+    key.unlink()
+    key.symlink_to(known)
+    refused("symbolic link")
+
+
+def test_another_users_unreadable_key_still_lets_built_in_models_load(tmp_path, monkeypatch):
+    import hpcdist.models.registry as registry_mod
+
+    reg = ModelRegistry(tmp_path)
+    reg.register("lin", LinearRegression(2, seed=3))
+    reg.register("o", Opaque(1), trusted=True)
+    real_open = os.open
+
+    def no_read(path, flags, *a):  # what a 0600 key of another user gives (root cannot reproduce it with chmod)
+        if str(path).endswith(".registry-key") and not flags & os.O_CREAT:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *a)
+
+    monkeypatch.setattr(registry_mod.os, "open", no_read)
+    other = ModelRegistry(tmp_path)
+    assert not other.key_trusted
+    assert [i.name for i in other.list()] == ["lin", "o"]
+    assert_same_params(other.load("lin"), LinearRegression(2, seed=3))
+    with pytest.raises(UntrustedModel, match="you cannot read it"):
+        other.load("o")
+
+
+def test_a_copied_registry_does_not_verify_its_entries(tmp_path):
+    import shutil
+
+    reg = ModelRegistry(tmp_path / "r")
+    reg.register("o", Opaque(7), trusted=True)
+    shutil.copytree(tmp_path / "r", tmp_path / "copy")  # key included, still 0600 and ours
+    copy = ModelRegistry(tmp_path / "copy")
+    assert copy.key_trusted and copy.key == reg.key
+    with pytest.raises(UntrustedModel, match="signature does not match"):
+        copy.load("o")
+    assert reg.load("o").k == 7
+    # the path in the signature is the resolved one: a link to the registry is the same registry
+    (tmp_path / "alias").symlink_to(tmp_path / "r")
+    assert ModelRegistry(tmp_path / "alias").load("o").k == 7
+
+
+# ------------------------------------------------------------------------- delete race
+def test_delete_all_keeps_a_version_committed_meanwhile(tmp_path, monkeypatch):
+    import hpcdist.models.registry as registry_mod
+
+    reg = ModelRegistry(tmp_path)
+    reg.register("a", LinearRegression(2, seed=0))
+    reg.register("a", LinearRegression(2, seed=1))
+    real_fsync = registry_mod.fsync_dir
+    state = {"in_delete": False, "done": False}
+
+    def fsync_then_race(path):
+        real_fsync(path)
+        # the fsync after delete() renamed the versions away, before the base is removed:
+        # another process commits a new version right now
+        if state["in_delete"] and not state["done"]:
+            state["done"] = True
+            assert ModelRegistry(tmp_path).register("a", LinearRegression(2, seed=9)) == 1
+
+    monkeypatch.setattr(registry_mod, "fsync_dir", fsync_then_race)
+    state["in_delete"] = True
+    reg.delete("a")
+    assert state["done"]
+    assert reg.versions("a") == [1]
+    assert_same_params(reg.load("a"), LinearRegression(2, seed=9))
+    monkeypatch.undo()
+    reg.delete("a")
+    assert not (tmp_path / "a").exists()  # an empty directory is removed
+
+
+# ---------------------------------------------------------------------------- labels
+@pytest.mark.parametrize("make", [lambda: LogisticRegression(3, 3, seed=0),
+                                  lambda: MLP(3, (4,), 3, task="classification", seed=0)])
+def test_labels_out_of_range_are_refused_not_wrapped(make):
+    from hpcdist.models import train_local
+
+    X = np.random.default_rng(0).normal(size=(6, 3))
+    for bad in (-1, 3):
+        y = np.array([0, 1, 2, 0, bad, 1])
+        with pytest.raises(InputError, match=rf"labels must be 0 \.\. 2, got {bad}"):
+            make().loss_grad_sum(X, y)
+        with pytest.raises(InputError, match=rf"training failed computing the gradient of epoch 0, step 0: "
+                                             rf"InputError: .*got {bad}") as err:
+            train_local(make(), X, y, epochs=1)
+        assert isinstance(err.value.__cause__, InputError)
+    make().loss_grad_sum(X, np.array([0, 1, 2, 0, 2, 1]))
