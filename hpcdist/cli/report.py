@@ -4,8 +4,10 @@ Reads a ``.json`` or ``.jsonl`` metrics file (docs/metrics.md) and writes one HT
 with the plots embedded as base64 PNGs, so it can be mailed or attached to a ticket:
 the run's header, the findings, a superstep timeline (compute, idle wait and
 communication, with the slowest and fastest rank's compute), the load imbalance per
-superstep, the bytes sent per superstep, the per-rank totals and, when the file holds
-``farm_task`` records, the farm's task-time distribution and throughput.
+superstep, the bytes sent per superstep, the per-rank totals and, for a task farm's
+metrics (``Farm(metrics=...)``), its throughput over time, task-time distribution per
+function, load per worker and per-worker EWMA over time (plus the older ``farm_task``
+records' plots when the file holds them).
 
 Serial: run it on a login node, not under ``mpiexec``. Needs matplotlib (the ``plot``
 extra); without it the command says so and exits with status 2.
@@ -63,8 +65,12 @@ def run(args: argparse.Namespace) -> int:
         out.write_text(page, encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot write the report ({exc.strerror})", path=str(out)) from None
+    farm = doc.get("farm") or {}
+    extra = f", {len(farm.get('workers') or [])} farm workers" if farm.get("summary") else ""
     print(f"wrote {out} ({len(doc['supersteps'])} supersteps, {len(doc['findings'])} findings, "
-          f"{len(doc['farm_tasks'])} farm tasks)")
+          f"{len(doc['farm_tasks'])} farm tasks{extra})")
+    if farm.get("summary"):
+        print(farm_load_text(farm))
     return 0
 
 
@@ -257,6 +263,251 @@ def plot_farm(Figure, stats: dict[str, Any]) -> str:
     return _png(fig)
 
 
+# -- the task farm's metrics (Farm(metrics=...)) ------------------------------------------
+
+def farm_load_text(farm: dict[str, Any]) -> str:
+    """The load-spread report as plain text (printed by ``hpcdist report`` for a farm file)."""
+    summary = farm.get("summary") or {}
+    load = summary.get("load") or {}
+    lines = [f"load spread over {load.get('workers', 0)} worker(s): imbalance {_num(load.get('imbalance_busy'), 1.0):.2f} "
+             f"(max/mean busy time), {_num(load.get('imbalance_tasks'), 1.0):.2f} (max/mean tasks)",
+             f"  {'rank':>5} {'tasks':>9} {'busy s':>10} {'idle s':>10} {'share':>7}"]
+    share = load.get("share") or {}
+    for w in farm.get("workers") or []:
+        lines.append(f"  {w['rank']:>5} {w.get('tasks', 0):>9} {_num(w.get('busy_s')):>10.3f} "
+                     f"{_num(w.get('idle_s')):>10.3f} {100 * _num(share.get(str(w['rank']))):>6.1f}%")
+    return "\n".join(lines)
+
+
+def _short_fn(name: str, limit: int = 40) -> str:
+    """``pkg.module.func`` -> ``module.func`` (what a legend has room for)."""
+    name = str(name)
+    if name.startswith("__main__."):
+        name = name[len("__main__."):]  # the script's own functions (also: a leading _ hides a legend entry)
+    parts = name.split(".")
+    short = ".".join(parts[-2:]) if len(parts) > 2 else name
+    short = short if len(short) <= limit else "..." + short[-(limit - 3):]
+    return "fn " + short if short.startswith("_") else short
+
+
+def _strategy_lines(ax, strategies: Sequence[dict]) -> None:
+    """Dashed vertical lines where the strategy changed (not the first, which is the start)."""
+    for i, ch in enumerate(strategies[1:]):
+        t = _num(ch.get("t"))
+        ax.axvline(t, color=COLOURS["threshold"], ls="--", lw=1.0)
+        ax.text(t, 0.97 - 0.08 * (i % 3), f" {ch.get('strategy')}", transform=ax.get_xaxis_transform(),
+                ha="left", va="top", fontsize=9, color="#555555")
+
+
+def plot_farm_throughput(Figure, farm: dict[str, Any]) -> str:
+    """Tasks completed per second in each time bucket, with the strategy switches."""
+    tp = farm.get("throughput") or {}
+    width = _num(tp.get("bucket_s"), 1.0)
+    counts = [int(c) for c in tp.get("counts") or []]
+    summary = farm.get("summary") or {}
+    fig, ax = _figure(Figure, 3.4)
+    x = [(i + 0.5) * width for i in range(len(counts))]
+    ax.bar(x, [c / width for c in counts], width * 0.9, color=COLOURS["communication"], label="tasks/s in the bucket")
+    mean = summary.get("throughput")
+    if mean:
+        ax.axhline(mean, color=COLOURS["max"], ls=":", lw=1.4, label=f"mean over the run ({mean:.3g} tasks/s)")
+    _strategy_lines(ax, summary.get("strategies") or [])
+    ax.set_xlim(0, max(len(counts), 1) * width)
+    ax.set_xlabel(f"seconds since the farm started (buckets of {width:.3g} s)")
+    ax.set_ylabel("tasks completed per second")
+    ax.set_title("Farm throughput over time (dashed: strategy switches)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
+    return _png(fig)
+
+
+def plot_farm_task_times(Figure, functions: Sequence[dict]) -> str:
+    """Per function, the share of its tasks in each log-spaced task-time bucket (log x axis)."""
+    from matplotlib import colormaps
+
+    fns = sorted(functions, key=lambda f: -_num(f.get("busy_s")))[:8]
+    cmap = colormaps["tab10"]
+    lows = [b[0] for f in fns for b in (f.get("task_time") or {}).get("buckets") or [] if b[0] > 0]
+    scale, unit = _time_unit([max(lows, default=1e-3)])
+    fig, ax = _figure(Figure, 3.8)
+    for i, f in enumerate(fns):
+        tt = f.get("task_time") or {}
+        rows = [b for b in tt.get("buckets") or [] if b[1] > 0]
+        total = sum(b[2] for b in tt.get("buckets") or []) or 1
+        if not rows:
+            continue
+        # Steps over the bucket edges: a gap between buckets seen is a run of empty buckets.
+        xs, ys = [rows[0][0] / scale], [0.0]
+        for lo, hi, n in rows:
+            if abs(lo / scale - xs[-1]) > 1e-12 * max(1.0, xs[-1]):
+                xs += [xs[-1], lo / scale]
+                ys += [0.0, 0.0]
+            xs += [lo / scale, hi / scale]
+            ys += [n / total, n / total]
+        xs.append(xs[-1])
+        ys.append(0.0)
+        p50, p99 = tt.get("p50"), tt.get("p99")
+        label = f"{_short_fn(f.get('fn', '?'))}: {f.get('tasks', 0)} tasks"
+        if p50 is not None:
+            label += f", p50 {p50 / scale:.3g} / p99 {_num(p99) / scale:.3g} {unit}"
+        ax.fill_between(xs, ys, step=None, color=cmap(i % 10), alpha=0.25, lw=0)
+        ax.plot(xs, ys, color=cmap(i % 10), lw=1.4, label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"task time ({unit}, log scale; buckets of 1/8 octave)")
+    ax.set_ylabel("share of the function's tasks")
+    ax.set_title("Task-time distribution per function")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
+    return _png(fig)
+
+
+def plot_farm_load(Figure, farm: dict[str, Any]) -> str:
+    """Two panels: busy and idle seconds per worker (stacked), tasks per worker."""
+    workers = farm.get("workers") or []
+    load = (farm.get("summary") or {}).get("load") or {}
+    fig = Figure(figsize=(FIG_W, 3.6))
+    ax1, ax2 = fig.subplots(1, 2)
+    names = [str(w["rank"]) for w in workers]
+    busy = [_num(w.get("busy_s")) for w in workers]
+    idle = [_num(w.get("idle_s")) for w in workers]
+    scale, unit = _time_unit([b + i for b, i in zip(busy, idle)])
+    ax1.bar(names, [b / scale for b in busy], color=COLOURS["compute"], label="busy (running tasks)")
+    ax1.bar(names, [i / scale for i in idle], bottom=[b / scale for b in busy], color=COLOURS["idle"],
+            label="idle or waiting")
+    ax1.set_xlabel("worker rank")
+    ax1.set_ylabel(f"time ({unit})")
+    ax1.set_title(f"Busy and idle time (imbalance {_num(load.get('imbalance_busy'), 1.0):.2f})")
+    ax1.legend(loc="lower right", fontsize=9, framealpha=0.9)
+    ax2.bar(names, [int(w.get("tasks") or 0) for w in workers], color=COLOURS["bytes"])
+    ax2.set_xlabel("worker rank")
+    ax2.set_ylabel("tasks run")
+    ax2.set_title(f"Tasks per worker (imbalance {_num(load.get('imbalance_tasks'), 1.0):.2f})")
+    for ax in (ax1, ax2):
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+        if len(names) > 24:
+            ax.tick_params(axis="x", labelrotation=90, labelsize=7)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def plot_farm_ewma(Figure, series: dict[str, Any], findings: Sequence[dict]) -> str:
+    """Each worker's EWMA task time of one function over time; drifting workers drawn bold with their span."""
+    from matplotlib import colormaps
+
+    t = [_num(v) for v in series.get("t") or []]
+    ranks = list(series.get("ranks") or [])
+    values = series.get("ewma_s") or []
+    drift = {int(f["evidence"]["rank"]): f["evidence"] for f in findings
+             if f.get("kind") == "farm_drift" and (f.get("evidence") or {}).get("fn") == series.get("fn")}
+    flat = [v for row in values for v in row if v is not None]
+    scale, unit = _time_unit(flat)
+    cmap = colormaps["tab10" if len(ranks) <= 10 else "tab20"]
+    fig, ax = _figure(Figure, 3.6)
+    for j, rank in enumerate(ranks):
+        ys = [row[j] / scale if j < len(row) and row[j] is not None else float("nan") for row in values]
+        bold = rank in drift
+        if len(ranks) > 20 and not bold:
+            ax.plot(t, ys, color="#bbbbbb", lw=0.8)
+            continue
+        ax.plot(t, ys, color=cmap(j % cmap.N), lw=2.4 if bold else 1.2, marker="o" if len(t) <= 40 else None,
+                ms=3.5, label=f"rank {rank}" + (" (drifts)" if bold else ""))
+    for rank, ev in drift.items():
+        a, b = (ev.get("t") or [0, 0])[:2]
+        ax.axvspan(_num(a), _num(b), color=COLOURS["max"], alpha=0.08, lw=0)
+    ax.set_xlabel("seconds since the farm started")
+    ax.set_ylabel(f"EWMA task time ({unit})")
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"EWMA task time per worker: {_short_fn(series.get('fn', '?'), 60)}")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
+    return _png(fig)
+
+
+def _farm_tables(farm: dict[str, Any]) -> tuple[str, str, str]:
+    """The farm's summary, per-worker and per-function tables."""
+    summary = farm.get("summary") or {}
+    load = summary.get("load") or {}
+    retries = summary.get("retries") or {}
+    outcomes = summary.get("outcomes") or {}
+    strategies = summary.get("strategies") or []
+    rows: list[tuple[str, Any]] = [
+        ("tasks submitted / completed", f"{summary.get('submitted', 0)} / {summary.get('completed', 0)}"),
+        ("not completed", ", ".join(f"{k} {v}" for k, v in outcomes.items()) or "none"),
+        ("run time", f"{_num(summary.get('seconds')):.3f} s"),
+        ("throughput", f"{_num(summary.get('throughput')):.4g} tasks/s" if summary.get("throughput") else "-"),
+        ("busy time, all workers", f"{_num(summary.get('busy_s')):.3f} s"),
+        ("retries by cause", ", ".join(f"{k} {v}" for k, v in retries.items()) or "none"),
+        ("strategies", " \u2192 ".join(f"{c.get('strategy')} (t={_num(c.get('t')):.2f} s)" for c in strategies) or "-"),
+        ("load imbalance, busy time (max/mean)", f"{_num(load.get('imbalance_busy'), 1.0):.3f}"),
+        ("load imbalance, tasks (max/mean)", f"{_num(load.get('imbalance_tasks'), 1.0):.3f}"),
+        ("busiest / least busy worker", f"{load.get('busiest')} / {load.get('least_busy')}"),
+    ]
+    head = ("<tr><th>rank</th><th>host</th><th>status</th><th>tasks</th><th>errors</th><th>busy s</th><th>idle s</th>"
+            "<th>utilisation</th><th>EWMA</th><th>p50 / p99</th><th>sent</th><th>received</th><th>messages out / in</th>"
+            "<th>peak RSS</th></tr>")
+    body = []
+    for w in farm.get("workers") or []:
+        tt = w.get("task_time") or {}
+        util = w.get("utilisation")
+        body.append(
+            f"<tr><td class=n>{w['rank']}</td><td>{html.escape(str(w.get('host') or '-'))}</td>"
+            f"<td>{html.escape(str(w.get('status') or '-'))}</td><td class=n>{w.get('tasks', 0)}</td>"
+            f"<td class=n>{w.get('errors', 0)}</td><td class=n>{_num(w.get('busy_s')):.3f}</td>"
+            f"<td class=n>{_num(w.get('idle_s')):.3f}</td>"
+            f"<td class=n>{'-' if util is None else f'{100 * util:.1f}%'}</td>"
+            f"<td class=n>{_fmt_s(w.get('ewma_s'))}</td><td class=n>{_fmt_s(tt.get('p50'))} / {_fmt_s(tt.get('p99'))}</td>"
+            f"<td class=n>{_human_bytes(w.get('bytes_sent'))}</td><td class=n>{_human_bytes(w.get('bytes_received'))}</td>"
+            f"<td class=n>{w.get('messages_sent', 0)} / {w.get('messages_received', 0)}</td>"
+            f"<td class=n>{_human_bytes(w.get('peak_rss'))}</td></tr>")
+    workers = f"<table>{head}{''.join(body)}</table>"
+    head = ("<tr><th>function</th><th>tasks</th><th>errors</th><th>busy s</th><th>mean</th><th>p50</th><th>p90</th>"
+            "<th>p99</th><th>max</th><th>retries</th><th>not completed</th></tr>")
+    body = []
+    for f in farm.get("functions") or []:
+        tt = f.get("task_time") or {}
+        body.append(
+            f"<tr><td>{html.escape(str(f.get('fn')))}</td><td class=n>{f.get('tasks', 0)}</td>"
+            f"<td class=n>{f.get('errors', 0)}</td><td class=n>{_num(f.get('busy_s')):.3f}</td>"
+            + "".join(f"<td class=n>{_fmt_s(tt.get(k))}</td>" for k in ("mean", "p50", "p90", "p99", "max"))
+            + f"<td>{html.escape(', '.join(f'{k} {v}' for k, v in (f.get('retries') or {}).items()) or '-')}</td>"
+            f"<td>{html.escape(', '.join(f'{k} {v}' for k, v in (f.get('outcomes') or {}).items()) or '-')}</td></tr>")
+    functions = f"<table>{head}{''.join(body)}</table>"
+    return _kv_table(rows), workers, functions
+
+
+def _fmt_s(x: Any) -> str:
+    """Seconds in a readable unit (``-`` for None)."""
+    if x is None:
+        return "-"
+    scale, unit = _time_unit([float(x)])
+    return f"{float(x) / scale:.3g} {unit}"
+
+
+def _farm_sections(farm: dict[str, Any], findings: Sequence[dict], Figure) -> list[str]:
+    summary_table, workers_table, functions_table = _farm_tables(farm)
+    parts = [f'<section id="farm-run"><h2>Task farm</h2>{summary_table}'
+             '<p class=note>A map chunk counts as one task. Busy: seconds running tasks; idle: the rest of the '
+             'time since the worker joined (waiting for work or for the coordinator).</p></section>']
+    if (farm.get("throughput") or {}).get("counts"):
+        parts.append('<section id="farm-throughput"><h2>Farm throughput over time</h2>'
+                     f'{_img(plot_farm_throughput(Figure, farm), "farm throughput")}</section>')
+    if farm.get("functions"):
+        parts.append('<section id="farm-task-times"><h2>Task-time distribution per function</h2>'
+                     f'{_img(plot_farm_task_times(Figure, farm["functions"]), "task times")}{functions_table}</section>')
+    if farm.get("workers"):
+        parts.append('<section id="farm-load"><h2>Load per worker</h2>'
+                     f'{_img(plot_farm_load(Figure, farm), "load per worker")}{workers_table}</section>')
+    ewma = [e for e in farm.get("ewma") or [] if e.get("t")]
+    if ewma:
+        busy = {f.get("fn"): _num(f.get("busy_s")) for f in farm.get("functions") or []}
+        drifting = {(f.get("evidence") or {}).get("fn") for f in findings if f.get("kind") == "farm_drift"}
+        ewma.sort(key=lambda e: (e.get("fn") not in drifting, -busy.get(e.get("fn"), 0.0)))
+        imgs = "".join(_img(plot_farm_ewma(Figure, e, findings), f"EWMA {e.get('fn')}") for e in ewma[:3])
+        parts.append('<section id="farm-ewma"><h2>EWMA task time per worker</h2>'
+                     '<p class=note>The input of the drift finding: a worker whose EWMA of a function stays above '
+                     'the median of the others by the threshold is drawn bold, its span shaded.</p>'
+                     f'{imgs}</section>')
+    return parts
+
+
 # -- the page --------------------------------------------------------------------------
 
 _CSS = """
@@ -314,7 +565,8 @@ def render_html(doc: dict[str, Any], Figure, *, title: str | None = None, source
 
     graph = header.get("graph") or {}
     rows: list[tuple[str, Any]] = [("metrics file", source), ("created", header.get("created", "-"))]
-    for key in ("algorithm", "ranks", "supersteps", "converged", "seconds", "resumed_from", "bytes_split"):
+    for key in ("algorithm", "kind", "ranks", "workers", "strategy", "supersteps", "converged", "seconds",
+                "resumed_from", "bytes_split"):
         if header.get(key) is not None:
             value = header[key]
             rows.append((key, f"{value:.4f} s" if key == "seconds" else value))
@@ -345,6 +597,9 @@ def render_html(doc: dict[str, Any], Figure, *, title: str | None = None, source
                      f'{_img(plot_bytes(Figure, steps), "bytes per superstep")}</section>')
     if summary.get("totals"):
         parts.append(f'<section id="totals"><h2>Per-rank totals</h2>{_totals_table(summary)}</section>')
+    farm = doc.get("farm") or {}
+    if farm.get("summary"):
+        parts.extend(_farm_sections(farm, findings, Figure))
     if tasks:
         st = farm_stats(tasks)
         rows = [("tasks", st["tasks"]), ("completed", st["completed"]),

@@ -18,7 +18,7 @@ from hpcdist.runtime.errors import InputError
 
 __all__ = ["HELP", "add_arguments", "run", "format_status"]
 
-HELP = "show the progress, rate, slowest rank and memory of a running job (RUNDIR/status.json)"
+HELP = "show the progress, rate, slowest rank and memory of a running job or farm (RUNDIR/status.json)"
 
 #: A running job's status older than this is flagged: the job may be stuck or dead.
 STALE_S = 30.0
@@ -60,6 +60,11 @@ def format_status(st: dict[str, Any], now: float | None = None) -> list[str]:
         lines.append(f"  progress     [{'#' * filled}{'.' * (width - filled)}] {100 * float(progress):5.1f}%{count}")
     elif done is not None:
         lines.append(f"  done         {done}")
+    if any(st.get(k) is not None for k in ("pending", "running", "failed")):  # a task farm's queue
+        lines.append(f"  tasks        {st.get('running', 0)} running, {st.get('pending', 0)} pending, "
+                     f"{st.get('failed', 0)} failed")
+    if st.get("workers") is not None:
+        lines.append(f"  workers      {st['workers']}")
     rate = st.get("rate")
     if rate is not None:
         lines.append(f"  rate         {float(rate):.3g} {st.get('unit', 'per s')}")
@@ -69,6 +74,9 @@ def format_status(st: dict[str, Any], now: float | None = None) -> list[str]:
         lines.append(f"  slowest rank {st['slowest_rank']}")
     if st.get("memory") is not None:
         lines.append(f"  memory       {_bytes(float(st['memory']))} (peak RSS, rank 0)")
+    if st.get("worker_memory_max") is not None:
+        lines.append(f"  worker RSS   {_bytes(float(st['worker_memory_max']))} (largest, rank "
+                     f"{st.get('worker_memory_max_rank', '?')})")
     if st.get("message"):
         lines.append(f"  message      {st['message']}")
     updated = st.get("updated")

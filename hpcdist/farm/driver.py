@@ -70,6 +70,7 @@ class Engine:
         drain_event: threading.Event | None = None,
         on_drain: Callable[[], Any] | None = None,
         drain_grace_s: float | None = None,
+        on_tick: Callable[[float], None] | None = None,
     ) -> None:
         self.scheduler = scheduler
         self.transport = transport
@@ -83,6 +84,9 @@ class Engine:
         self.drain_event = drain_event
         self.on_drain = on_drain
         self.drain_grace_s = drain_grace_s
+        #: ``on_tick(now)`` after a step that ticked the clock (every ``tick_s`` at most), under the lock:
+        #: the farm's status file hangs here.
+        self.on_tick = on_tick
         self.lock = threading.RLock()
         self.inbox: deque[Any] = deque()
         self.lost: set[int] = set()
@@ -132,7 +136,8 @@ class Engine:
                 ev.grace_s = self.drain_grace_s  # every worker asking means the job stops: drain as for a signal
                 log.info("worker %d asked to leave (drain signal): it gets no new tasks", ev.rank)
             events.append(ev)
-        if now >= self._next_tick:
+        ticked = now >= self._next_tick
+        if ticked:
             self._next_tick = now + self.tick_s
             if self.drain_event is not None and self.drain_event.is_set() and not self._drain_posted:
                 from hpcdist.farm.scheduler import DrainAll
@@ -185,6 +190,8 @@ class Engine:
             self.losses.extend(failed)
         if resolves:
             self.on_resolve(resolves)
+        if ticked and self.on_tick is not None:
+            self.on_tick(now)
         self.steps += 1
         return busy or bool(dispatch) or bool(resolves)
 

@@ -26,7 +26,7 @@ from hpcdist.farm.driver import Engine
 from hpcdist.farm.mapping import MapIterator
 from hpcdist.farm.requirements import NO_REQUIREMENTS, Requirements
 from hpcdist.farm.runner import Validated
-from hpcdist.farm.scheduler import Cancel, Drain, Resolve, Scheduler, Submit, WorkerInfo, WorkerJoined
+from hpcdist.farm.scheduler import Cancel, Drain, Resolve, Scheduler, SetStrategy, Submit, WorkerInfo, WorkerJoined
 from hpcdist.farm.strategies import Strategy, make_strategy
 from hpcdist.farm.tasks import Task, TaskInfo, TaskStatus, function_name
 from hpcdist.models.farm_mixin import ModelFarmMixin
@@ -142,6 +142,17 @@ class Farm(ModelFarmMixin, cf.Executor):
         Seconds a drain lets running tasks finish (default 5); then they are cancelled
         and left for the rerun (not counted as retries). None waits for them however
         long they take.
+    metrics : str, optional
+        Path of a metrics file (``*.json`` or ``*.jsonl``, format in docs/metrics.md) that
+        the coordinator writes at shutdown: per worker and per function, tasks, busy and
+        idle time, bytes and messages, EWMA, peak RSS, task-time distribution, throughput
+        over time, retries by cause, how the load was spread, and findings (a worker whose
+        EWMA drifts). The counters behind it are always kept (constant memory);
+        :meth:`metrics` returns them at any time.
+    status_dir : str, optional
+        Run directory whose ``status.json`` the coordinator rewrites (atomically, at most
+        once a second) with tasks done, pending and running, tasks/s, the slowest worker
+        and memory, for ``hpcdist status DIR``.
     environ : mapping, optional
         Environment for the settings (tests).
 
@@ -173,6 +184,8 @@ class Farm(ModelFarmMixin, cf.Executor):
         drain_signals: "bool | tuple[int, ...]" = True,
         drain_timeout: float | None = 5.0,
         history: int = 100_000,
+        metrics: "str | os.PathLike[str] | None" = None,
+        status_dir: "str | os.PathLike[str] | None" = None,
         environ: dict[str, str] | None = None,
     ) -> None:
         self._comm_arg = comm
@@ -189,6 +202,12 @@ class Farm(ModelFarmMixin, cf.Executor):
         self._drain_signals = drain_signals
         self._drain_timeout = drain_timeout
         self._history = history
+        self._metrics_path = metrics
+        self._status_dir = status_dir
+        self._status: Any = None  # StatusWriter on the coordinator
+        self._status_next = 0.0
+        self._status_prev = (0.0, 0)
+        self._failed = False
         self._environ = environ
         self._ids = itertools.count()
         self._futures: dict[int, TaskFuture] = {}
@@ -224,11 +243,32 @@ class Farm(ModelFarmMixin, cf.Executor):
         if self.ulfm:
             ulfm.prepare(ctx.comm)  # errors raise on the farm's private communicator, not abort
         with collective(ctx.comm):
-            self.settings = load_settings(self._environ, **self._args)
-            self.strategy = make_strategy(self.settings.strategy)
+            # A Strategy object (or class) is used as given; only names go through the settings' precedence.
+            given = self._args["strategy"]
+            is_object = isinstance(given, Strategy) or (isinstance(given, type) and issubclass(given, Strategy))
+            args = {**self._args, "strategy": None} if is_object else self._args
+            self.settings = load_settings(self._environ, **args)
+            self.strategy = make_strategy(given if is_object else self.settings.strategy)
             if self.settings.retries < 0 or self.settings.backoff < 0:
                 raise InputError(f"retries and backoff must be >= 0, got {self.settings.retries}, {self.settings.backoff}")
             caps = local_capabilities(ctx, self._labels, self._capabilities)
+            # HPCDIST_METRICS / HPCDIST_STATUS_DIR (and the config file) once the settings know them.
+            if self._metrics_path is None:
+                self._metrics_path = getattr(self.settings, "metrics", None)
+            if self._status_dir is None:
+                self._status_dir = getattr(self.settings, "status_dir", None)
+            if self._metrics_path is not None:
+                from hpcdist.metrics.io import check_metrics_path
+
+                check_metrics_path(self._metrics_path)
+            if self._status_dir is not None:
+                from hpcdist.metrics.status import StatusWriter
+
+                try:  # rank 0 only makes the directory; a failure is every rank's error
+                    self._status = StatusWriter(self._status_dir, ctx.comm, what="farm", unit="tasks/s")
+                except OSError as exc:
+                    raise InputError(f"cannot create the status directory ({exc.strerror})",
+                                     path=str(self._status_dir)) from None
         self._entered = True
         self._install_drain_signal()
         all_caps = ctx.comm.gather(caps, root=0)
@@ -266,8 +306,12 @@ class Farm(ModelFarmMixin, cf.Executor):
         if self._journal_path is not None:
             self.journal = _open_journal(self._journal_path)
         drain_event = self._drain_signal.requested if self._drain_signal is not None else None
+        on_tick = self._status_tick if self._status is not None else None
         self.engine = Engine(self.scheduler, transport, self._on_resolve, tick_s=min(0.01, s.heartbeat_interval / 4),
-                             drain_event=drain_event, drain_grace_s=self._drain_timeout)
+                             drain_event=drain_event, drain_grace_s=self._drain_timeout, on_tick=on_tick)
+        if self._status is not None:
+            self._status_prev = (now, 0)
+            self._write_status(now, force=True)
         self.engine.start()
 
     def _deadline(self, now: float) -> tuple[float | None, float]:
@@ -304,6 +348,7 @@ class Farm(ModelFarmMixin, cf.Executor):
         from hpcdist.farm.tasks import DrainRequested
 
         code = None
+        self._failed = exc_type is not None and not issubclass(exc_type, (SystemExit, KeyboardInterrupt))
         try:
             if self.is_coordinator:
                 if self.engine is not None:
@@ -348,6 +393,7 @@ class Farm(ModelFarmMixin, cf.Executor):
         self.engine.wait_until(lambda: self.scheduler.idle and not self.engine.inbox)
         self.engine.stop()
         self._shutdown_done = True
+        self._write_metrics_file()
         if self.journal is not None:
             # Before the workers are released: once they exit (a drain's EXIT_REQUEUE may
             # abort the job under `hpcdist exec`), this rank may be gone at any moment.
@@ -390,6 +436,109 @@ class Farm(ModelFarmMixin, cf.Executor):
                            detect_to_requeue_ms=round(1000 * (rec["requeued"] - f["detected"]), 3))
             out.append(rec)
         return out
+
+    # ------------------------------------------------------- metrics and status
+    def metrics(self) -> dict[str, Any]:
+        """The farm's metrics so far (coordinator only): the document a ``metrics=`` file holds.
+
+        Keys ``header``, ``summary`` (with ``load``, the load spread), ``workers``,
+        ``functions``, ``throughput``, ``ewma``, ``findings``; see docs/metrics.md.
+        """
+        if self.engine is None:
+            return {}
+        with self.engine.lock:
+            return self._metrics_doc(time.monotonic())
+
+    def load(self) -> dict[str, Any]:
+        """How the load was spread so far: tasks and busy seconds per worker, imbalance factors."""
+        doc = self.metrics()
+        if not doc:
+            return {}
+        out = dict(doc["summary"]["load"])
+        out["per_worker"] = {w["rank"]: {"tasks": w["tasks"], "busy_s": w["busy_s"], "idle_s": w["idle_s"]}
+                             for w in doc["workers"]}
+        return out
+
+    def _metrics_doc(self, now: float) -> dict[str, Any]:
+        from hpcdist.metrics.run import peak_rss_bytes
+
+        header = {"ranks": self.ctx.size if self.ctx is not None else 1, "coordinator_peak_rss": peak_rss_bytes(),
+                  "skipped": self.skipped}
+        traffic = getattr(self.engine.transport, "traffic", None) if self.engine is not None else None
+        return self.scheduler.metrics(now, traffic=traffic, header=header)
+
+    def _write_metrics_file(self) -> None:
+        """At shutdown: the metrics file and the status file's last state (coordinator).
+
+        Never raises: the workers still wait for their shutdown message.
+        """
+        now = time.monotonic()
+        if self._metrics_path is not None:
+            from hpcdist.metrics.io import write_metrics
+
+            try:
+                doc = self._metrics_doc(now)
+                write_metrics(self._metrics_path, None, findings=doc["findings"], farm=doc)
+            except Exception as exc:  # noqa: BLE001
+                log.error("farm metrics not written to %s: %s", self._metrics_path, exc)
+        if self._status is not None:
+            try:
+                self._write_status(now, force=True, overall=True)
+                self._status.finish("failed" if self._failed else "finished", fill=False)
+            except Exception as exc:  # noqa: BLE001
+                log.error("farm status not written: %s", exc)
+
+    def _status_tick(self, now: float) -> None:
+        """The engine's tick (under its lock): rewrite the status file once ``min_interval`` has passed."""
+        if now >= self._status_next:
+            try:
+                self._write_status(now)
+            except OSError as exc:  # a full disk must not stop the farm: no more status, say so once
+                log.warning("farm status file not written (%s); no more status updates", exc)
+                self.engine.on_tick = None
+
+    def _write_status(self, now: float, force: bool = False, overall: bool = False) -> None:
+        """Rate: tasks/s since the last write (``overall``: since the start, for the final state)."""
+        st = self._status
+        self._status_next = now + st.min_interval
+        sched = self.scheduler
+        done = sched.stats.completed
+        t_prev, done_prev = (sched.stats.t0, 0) if overall else self._status_prev
+        rate = (done - done_prev) / (now - t_prev) if now > t_prev else None
+        self._status_prev = (now, done)
+        live = [w for w in sched.workers.values() if not w.lost]
+        timed = [w for w in live if w.ewma_s is not None]
+        slowest = max(timed, key=lambda w: (w.ewma_s, -w.rank)) if len(timed) > 1 else None
+        rss = [w for w in live if w.peak_rss is not None]
+        biggest = max(rss, key=lambda w: w.peak_rss) if rss else None
+        failed = sum(sum(v.values()) for v in sched.stats.outcomes.values())
+        message = None
+        if slowest is not None:
+            message = f"slowest worker: rank {slowest.rank}, EWMA task time {slowest.ewma_s:.3g} s"
+        st.update(done=done, total=sched.stats.submitted, rate=rate,
+                  slowest_rank=slowest.rank if slowest is not None else None, message=message, force=force,
+                  pending=sched.n_pending, running=sched.n_running, failed=failed, workers=len(live),
+                  worker_memory_max=biggest.peak_rss if biggest is not None else None,
+                  worker_memory_max_rank=biggest.rank if biggest is not None else None)
+
+    def set_strategy(self, strategy: "str | Strategy") -> None:
+        """Place the tasks from now on with another strategy (a name or a :class:`Strategy`).
+
+        Thread-safe: the change goes through the scheduler's event queue and is in
+        effect when this returns. Tasks already handed to a worker stay there; queued
+        ones follow the new strategy. The change is recorded in the metrics
+        (``summary.strategies``).
+
+        Raises
+        ------
+        InputError
+            An unknown strategy name.
+        """
+        self._check_open()
+        new = make_strategy(strategy)
+        self.engine.post(SetStrategy(new, 0.0))
+        self.engine.step()
+        self.strategy = new
 
     # ------------------------------------------------------------------- submit
     def _check_open(self) -> None:

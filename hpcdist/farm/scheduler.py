@@ -22,7 +22,10 @@ What it owns:
   fails its dependents with :class:`DependencyFailed`;
 * requirements no worker can ever meet fail at once with :class:`RequirementError`;
 * the walltime: a task whose expected time (its estimate, else the EWMA of its
-  function) does not fit before ``deadline`` fails with :class:`WalltimeExceeded`.
+  function) does not fit before ``deadline`` fails with :class:`WalltimeExceeded`;
+* the strategy, which :class:`SetStrategy` replaces while the farm runs;
+* the metrics' counters (:class:`~hpcdist.metrics.farm.FarmStats`, constant memory;
+  :meth:`Scheduler.metrics` turns them into a metrics document).
 
 Each worker runs its tasks one at a time, in the order it received them, so the
 coordinator knows which of a worker's tasks is running (the oldest) and since when
@@ -51,6 +54,7 @@ from hpcdist.farm.tasks import (
     TaskTimeout,
     WalltimeExceeded,
 )
+from hpcdist.metrics.farm import FOLD_AT, FarmStats, farm_metrics
 
 __all__ = [
     "Scheduler",
@@ -70,6 +74,7 @@ __all__ = [
     "DrainAll",
     "LeaveRequest",
     "WorkerLost",
+    "SetStrategy",
     # actions
     "Dispatch",
     "SendCancel",
@@ -187,6 +192,14 @@ class WorkerLost:
     reason: str = "lost"
 
 
+@dataclass
+class SetStrategy:
+    """Place the tasks from now on with ``strategy`` (tasks already handed out stay where they are)."""
+
+    strategy: Strategy
+    now: float = 0.0
+
+
 # ---------------------------------------------------------------------------- actions
 @dataclass
 class Dispatch:
@@ -244,6 +257,7 @@ class WorkerState:
     __slots__ = (
         "rank", "caps", "running", "head_since", "ewma_s", "tasks_done", "last_seen", "last_alive",
         "suspect", "stuck", "draining", "lost", "lost_reason", "resources", "fixed_depth", "prefetch_s", "capacity",
+        "joined", "left", "peak_rss", "counters",
     )
 
     def __init__(self, rank: int, caps: Capabilities, now: float, fixed_depth: int | None, prefetch_s: float) -> None:
@@ -264,6 +278,10 @@ class WorkerState:
         self.fixed_depth = fixed_depth
         self.prefetch_s = prefetch_s
         self.capacity = fixed_depth if fixed_depth is not None else MIN_DEPTH  # tasks it may hold at once
+        self.joined = now
+        self.left: float | None = None  # when it was lost
+        self.peak_rss: int | None = None  # the largest RSS its resource updates reported
+        self.counters: dict[str, Any] = {}  # fn -> FnCounter (the scheduler's FarmStats owns them)
 
     @property
     def in_flight(self) -> int:
@@ -382,6 +400,10 @@ class Scheduler:
         self._handlers: dict[type, Any] = {}
         self._workers_version = 0  # bumped whenever the set of usable workers changes
         self._possible_cache: dict[Requirements, tuple[int, bool]] = {}
+        #: Counters for the metrics file and the load report (constant memory; see hpcdist.metrics.farm).
+        self.stats = FarmStats(alpha=EWMA_ALPHA)
+        self._started = False
+        self.stats.strategy(0.0, _strategy_name(self.strategy))
 
     # ------------------------------------------------------------------ public queries
     @property
@@ -405,6 +427,18 @@ class Scheduler:
     def worker_infos(self) -> list[WorkerInfo]:
         return [w.info() for w in sorted(self.workers.values(), key=lambda w: w.rank)]
 
+    def metrics(self, now: float, *, traffic: dict[int, Any] | None = None,
+                header: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The farm's metrics document at ``now`` (see :func:`hpcdist.metrics.farm.farm_metrics`)."""
+        self.stats.tick(now)  # completions since the last tick
+        workers = [{"rank": w.rank, "host": w.caps.host, "status": w.status.value, "joined": w.joined,
+                    "left": w.left, "ewma_s": w.ewma_s, "peak_rss": w.peak_rss, "tasks_done": w.tasks_done}
+                   for w in self.workers.values()]
+        head = {"strategy": _strategy_name(self.strategy)}
+        head.update(header or {})
+        return farm_metrics(self.stats, workers, now=now, traffic=traffic, header=head,
+                            pending=self.n_pending, running=self.n_running)
+
     # ------------------------------------------------------------------------ handle
     def handle(self, event: Any) -> list[Any]:
         """Apply one event; return the actions the driver must carry out, in order."""
@@ -425,6 +459,9 @@ class Scheduler:
             now = event.now
         if now is None:
             return actions
+        if not self._started:
+            self._started = True
+            self.stats.start(now)  # the events' clock is the caller's: the first event sets time zero
         event = _Now(now)
         self._dispatch(event.now, actions)
         if self.draining and not self._drained_sent and self.n_running == 0:
@@ -436,14 +473,23 @@ class Scheduler:
 
     # ------------------------------------------------------------------------ events
     def _on_WorkerJoined(self, ev: WorkerJoined, actions: list) -> None:
-        self.workers[ev.rank] = WorkerState(ev.rank, ev.caps, ev.now, self.max_in_flight, self.prefetch_s)
+        w = self.workers[ev.rank] = WorkerState(ev.rank, ev.caps, ev.now, self.max_in_flight, self.prefetch_s)
+        w.counters = self.stats.by_worker.setdefault(ev.rank, {})
         self._workers_version += 1
+
+    def _on_SetStrategy(self, ev: SetStrategy, actions: list) -> None:
+        self.strategy = ev.strategy
+        # labels_required may differ: which workers can run a task is to be worked out again.
+        self._possible_cache.clear()
+        self._workers_version += 1
+        self.stats.strategy(ev.now, _strategy_name(ev.strategy))
 
     def _on_Submit(self, ev: Submit, actions: list) -> None:
         task = ev.task
         task.submitted_at = ev.now
         task.status = TaskStatus.PENDING
         self.tasks[task.id] = task
+        self.stats.submitted += 1
         for pos, dep_id in enumerate(task.after):
             if dep_id in ev.known:
                 status, value = ev.known[dep_id]
@@ -471,6 +517,10 @@ class Scheduler:
         if w is None or w.lost:
             return  # a worker declared failed: its tasks are already elsewhere
         self._seen(w, ev.now)
+        counters = w.counters
+        stats = self.stats
+        dirty = stats.dirty
+        n_ok = 0
         for task_id, kind, value, elapsed in ev.outcomes:
             if task_id in w.stuck:
                 w.stuck.discard(task_id)
@@ -482,10 +532,23 @@ class Scheduler:
             task = self.tasks.get(task_id)
             if kind != "cancelled" and elapsed is not None:
                 w.observe(elapsed)
+                known = task if task is not None else self.history.get(task_id)
+                fn = known.fn_name if known is not None else ""
+                c = counters.get(fn)
+                if c is None:
+                    c = stats.counter(ev.rank, fn)
+                # Appended only: folded into the counters on the tick (see FnCounter).
+                pending = c.pending
+                if not pending:
+                    dirty.append(c)
+                pending.append(elapsed)
+                if kind == "error":
+                    c.errors += 1
             if task is None or task.status != TaskStatus.RUNNING or task.worker != ev.rank:
                 continue  # cancelled by the user while it ran: the slot is free now, nothing else
             self.n_running -= 1
             if kind == "ok":
+                n_ok += 1
                 task.elapsed = elapsed
                 if elapsed is not None and task.fn_name:
                     old = self.fn_ewma.get(task.fn_name)
@@ -494,11 +557,16 @@ class Scheduler:
             elif kind == "error":
                 task.errors_used += 1
                 if task.errors_used <= task.retries:
-                    self._retry(task, ev.now, counted=True)
+                    self._retry(task, ev.now, counted=True, cause="error")
                 else:
                     self._finish(task, TaskStatus.ERROR, value, ev.now, actions)
             else:  # the worker gave it back (it drains): not the task's fault
-                self._retry(task, ev.now, counted=False)
+                self._retry(task, ev.now, counted=False, cause="returned")
+        if n_ok:
+            stats.completed += n_ok  # booked in the throughput on the next tick
+        stats.unfolded += len(ev.outcomes)
+        if stats.unfolded > FOLD_AT:  # no tick for a while (a pure driver, a flood): bound the pending lists
+            stats.fold()
 
     def _on_Heartbeat(self, ev: Heartbeat, actions: list) -> None:
         w = self.workers.get(ev.rank)
@@ -507,6 +575,9 @@ class Scheduler:
         self._seen(w, ev.now)
         if ev.resources:
             w.resources.update(ev.resources)
+            rss = ev.resources.get("rss")
+            if rss is not None and (w.peak_rss is None or rss > w.peak_rss):
+                w.peak_rss = int(rss)
         if ev.running is not None and w.stuck:
             w.stuck &= set(ev.running)  # a stuck task it no longer runs has ended
 
@@ -517,6 +588,7 @@ class Scheduler:
 
     def _on_Tick(self, ev: Tick, actions: list) -> None:
         now = ev.now
+        self.stats.tick(now)
         if self.draining:
             self._drain_check(now, actions)
         while self._delayed and self._delayed[0][0] <= now:
@@ -589,7 +661,7 @@ class Scheduler:
                 task = self.tasks.get(task_id)
                 if task is not None and task.status == TaskStatus.RUNNING and task.worker == w.rank:
                     self.n_running -= 1
-                    self._retry(task, now, counted=False)
+                    self._retry(task, now, counted=False, cause="drain")
                     back.append(task_id)
             # The slots stay taken until the worker reports the tasks ended (as for a user's cancel).
             if back:
@@ -615,9 +687,10 @@ class Scheduler:
         if was_head:
             w.head_since = now
 
-    def _retry(self, task: Task, now: float, *, counted: bool) -> None:
+    def _retry(self, task: Task, now: float, *, counted: bool, cause: str = "error") -> None:
         task.status = TaskStatus.PENDING
         task.worker = None
+        self.stats.retry(task.fn_name, cause)
         if counted and self.backoff > 0:
             task.not_before = now + self.backoff ** task.errors_used
             self._seq += 1
@@ -630,6 +703,7 @@ class Scheduler:
         task.finished_at = now
         if status != TaskStatus.COMPLETED:
             task.error = value if isinstance(value, BaseException) else None
+            self.stats.outcome(task.fn_name, status.value)
         self.tasks.pop(task.id, None)
         self.history[task.id] = task
         while len(self.history) > self.history_size:
@@ -653,14 +727,19 @@ class Scheduler:
     def _lose(self, w: WorkerState, reason: str, now: float, actions: list) -> None:
         w.lost = True
         w.lost_reason = reason
+        w.left = now
         self._workers_version += 1
         w.stuck.clear()
         for task_id in list(w.running):
             task = self.tasks.get(task_id)
             if task is not None and task.status == TaskStatus.RUNNING and task.worker == w.rank:
                 self.n_running -= 1
-                self._retry(task, now, counted=False)
+                self._retry(task, now, counted=False, cause="worker_lost")
         w.running.clear()
+        # A replacement on the same rank starts without the lost process's models.
+        forget = getattr(self.strategy, "forget", None)
+        if callable(forget):
+            forget(w.rank)
         actions.append(WorkerFailed(w.rank, reason))
         if all(x.lost for x in self.workers.values()):
             for task in list(self.tasks.values()):
@@ -681,7 +760,7 @@ class Scheduler:
             if task is not None and task.status == TaskStatus.RUNNING and task.worker == w.rank:
                 self.n_running -= 1
                 task.tried.discard(w.rank)  # it never ran there
-                self._retry(task, now, counted=False)
+                self._retry(task, now, counted=False, cause="drained")
             back.append(task_id)
         if back:
             actions.append(SendCancel(w.rank, back))
@@ -706,7 +785,7 @@ class Scheduler:
         self._give_back_queued_after_stuck(w, now, actions)
         task.errors_used += 1
         if task.errors_used <= task.retries:
-            self._retry(task, now, counted=True)
+            self._retry(task, now, counted=True, cause="timeout")
         else:
             self._finish(task, TaskStatus.TIMED_OUT, TaskTimeout(
                 f"task {task.id} ({task.fn_name}) ran past its timeout of {task.timeout:g} s on rank {w.rank}"
@@ -720,7 +799,7 @@ class Scheduler:
             if task is not None and task.status == TaskStatus.RUNNING and task.worker == w.rank:
                 self.n_running -= 1
                 task.tried.discard(w.rank)
-                self._retry(task, now, counted=False)
+                self._retry(task, now, counted=False, cause="quarantined")
             back.append(task_id)
         if back:
             actions.append(SendCancel(w.rank, back))
@@ -890,6 +969,12 @@ class Scheduler:
             heapq.heappush(self._ready, entry)
         for rank, tasks in batches.items():
             actions.append(Dispatch(rank, tasks))
+
+
+def _strategy_name(strategy: Strategy) -> str:
+    """A strategy's ``name``, or its class name for a user strategy that kept the base's."""
+    name = getattr(strategy, "name", "")
+    return name if name and name != Strategy.name else type(strategy).__name__
 
 
 class _Now:

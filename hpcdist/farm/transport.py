@@ -6,7 +6,11 @@ Both transports have the same small interface, used only by the engine
 * ``send_tasks(rank, tasks) -> events`` (events for tasks that could not be sent),
 * ``send_cancel(rank, ids)``, ``send_ping(rank)``, ``shutdown(payload)``,
 * ``poll(now) -> events`` (never blocks),
-* ``alive(rank) -> bool | None``: proof of life from outside MPI, None when unknown.
+* ``alive(rank) -> bool | None``: proof of life from outside MPI, None when unknown,
+* ``traffic``: ``{rank: [messages_sent, bytes_sent, messages_received, bytes_received]}``,
+  the coordinator's side of its talk with each worker. Bytes are the payloads of task and
+  result messages (pickles and out-of-band buffers); control messages (heartbeats, pings,
+  cancels) count as messages only. Updated per message, not per task.
 
 In-job recovery (ULFM, Open MPI ``mpirun --with-ft ulfm``): with ``ft=True`` the MPI
 transport catches the process-failure errors of its MPI calls (a probe, a send, the
@@ -33,6 +37,7 @@ from hpcdist.farm.serialization import Channel, envelope_nbytes, pack, pack_exce
 from hpcdist.farm.tasks import Task
 from hpcdist.runtime.messages import Msg
 
+_TASK_TAG = Msg.TASK.tag
 __all__ = ["MPITransport", "LocalTransport", "process_alive"]
 
 #: Messages taken per poll, so that one flood cannot starve the rest of the engine.
@@ -90,6 +95,7 @@ class MPITransport:
         #: One record per dead rank: ``rank``, ``error_class``, ``detected`` (monotonic seconds).
         self.failures: list[dict[str, Any]] = []
         self._events: list[Any] = []  # WorkerLost events found outside poll(), returned by the next poll()
+        self.traffic: dict[int, list[int]] = {}
 
     # ------------------------------------------------------------------ ULFM
     def _on_failure(self, exc: BaseException) -> bool:
@@ -132,6 +138,12 @@ class MPITransport:
         self._sends.append((sent, obj, rank, nbytes))
         if nbytes:
             self._inflight[rank] = self._inflight.get(rank, 0) + nbytes
+        t = self.traffic.get(rank)
+        if t is None:
+            t = self.traffic[rank] = [0, 0, 0, 0]
+        t[0] += 1
+        if tag == _TASK_TAG:
+            t[1] += nbytes or envelope_nbytes(obj)
 
     def _send_large(self, rank: int, env: tuple) -> None:
         """A task message of split batch: sent now, or once less than ``INFLIGHT_BYTES`` is on the wire.
@@ -288,7 +300,12 @@ class MPITransport:
             if msg is None:
                 break
             source, tag, obj = msg
+            t = self.traffic.get(source)
+            if t is None:
+                t = self.traffic[source] = [0, 0, 0, 0]
+            t[2] += 1
             if tag == Msg.RESULT.tag:
+                t[3] += envelope_nbytes(obj)
                 events.append(Results(source, _outcomes(source, obj), now))
             elif tag == Msg.LEAVE.tag:
                 events.append(Heartbeat(source, now))
@@ -324,6 +341,8 @@ class LocalTransport:
         self._results: deque[list] = deque()
         self.runner = Runner(self.RANK, socket.gethostname(), self._fetch, self._results.append, self._wait)
         self.runner.start()
+        #: Messages only: arguments and results are shared, not sent (no bytes).
+        self.traffic: dict[int, list[int]] = {self.RANK: [0, 0, 0, 0]}
 
     def _fetch(self) -> list[tuple[int, Any]]:
         if not self._inbox:
@@ -342,6 +361,7 @@ class LocalTransport:
         with self._cond:
             self._inbox.extend((t.id, t.payload) for t in tasks)
             self._cond.notify()
+        self.traffic[self.RANK][0] += 1
         return []
 
     def send_cancel(self, rank: int, ids: list[int]) -> None:
@@ -360,6 +380,7 @@ class LocalTransport:
         events: list[Any] = []
         while self._results:
             batch = self._results.popleft()
+            self.traffic[self.RANK][2] += 1
             out = [(i, k, unpack_exception(v) if k == "error" else v, e) for i, k, v, e in batch]
             events.append(Results(self.RANK, out, now))
         events.append(Heartbeat(self.RANK, now, self.runner.running_ids()))

@@ -1,5 +1,6 @@
-"""Per-rank metrics as a service: timers, per-superstep records reduced over ranks, findings,
-metrics files, the slow-rank injector and the live status file.
+"""Per-rank metrics as a service: timers, per-superstep records reduced over ranks, the task
+farm's counters (:mod:`hpcdist.metrics.farm`), findings, metrics files, the slow-rank
+injector and the live status file.
 
 ```
 from hpcdist.metrics import RunMetrics, write_metrics
@@ -25,7 +26,9 @@ from hpcdist.metrics.run import (
     peak_rss_bytes,
 )
 from hpcdist.metrics.slow import SlowSpec, parse_slow, slow_hook, slow_spec, slowdown
-from hpcdist.metrics.status import StatusWriter, read_status, status_hook
+from hpcdist.metrics.farm import FarmStats, LogHistogram, farm_findings, farm_metrics, load_spread
+from hpcdist.metrics.findings import find_drift
+from hpcdist.metrics.status import StatusWriter, SuperstepStatus, read_status, status_hook, superstep_status_hook
 from hpcdist.metrics.timer import Timer
 
 __all__ = [
@@ -53,6 +56,14 @@ __all__ = [
     "slowdown",
     "slow_hook",
     "StatusWriter",
+    "SuperstepStatus",
     "read_status",
     "status_hook",
+    "superstep_status_hook",
+    "FarmStats",
+    "LogHistogram",
+    "farm_metrics",
+    "farm_findings",
+    "load_spread",
+    "find_drift",
 ]

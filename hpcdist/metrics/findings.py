@@ -27,6 +27,7 @@ __all__ = [
     "find_stragglers",
     "find_bound",
     "find_imbalance",
+    "find_drift",
     "STRAGGLER_THRESHOLD",
     "STRAGGLER_CONSECUTIVE",
     "STRAGGLER_MIN_EXCESS_S",
@@ -44,6 +45,14 @@ STRAGGLER_CONSECUTIVE = 3
 STRAGGLER_MIN_EXCESS_S = 1e-4
 #: Overall imbalance (max/mean of the ranks' compute totals) above which it is a warning.
 IMBALANCE_WARN = 1.2
+#: A farm worker drifts when its EWMA of a function exceeds the median of the other workers' by this fraction...
+DRIFT_THRESHOLD = 0.5
+#: ... in at least this many consecutive samples...
+DRIFT_CONSECUTIVE = 3
+#: ... spanning at least this many seconds...
+DRIFT_MIN_SPAN_S = 0.0
+#: ... and by at least this many seconds (tasks of microseconds vary by 2x with no cause worth naming).
+DRIFT_MIN_EXCESS_S = 1e-4
 
 
 def finding(kind: str, severity: str, message: str, **evidence: Any) -> Finding:
@@ -224,3 +233,93 @@ def find_imbalance(
         overall=overall, per_superstep_mean=mean_per, worst=float(per[worst]), worst_superstep=int(steps[worst]),
         warn=warn,
     )]
+
+
+def find_drift(
+    t: Sequence[float],
+    ewma_s: Sequence[Sequence[float | None]],
+    ranks: Sequence[int],
+    *,
+    fn: str = "",
+    threshold: float = DRIFT_THRESHOLD,
+    consecutive: int = DRIFT_CONSECUTIVE,
+    min_span_s: float = DRIFT_MIN_SPAN_S,
+    min_excess_s: float = DRIFT_MIN_EXCESS_S,
+) -> list[Finding]:
+    """Farm workers whose EWMA task time of one function drifts above the others', for a sustained period.
+
+    At each sample, a worker is slow when its EWMA exceeds the median of the *other*
+    workers' EWMAs (those known at that sample) by more than ``threshold`` (relative)
+    and ``min_excess_s`` (absolute). A run of at least ``consecutive`` slow samples
+    spanning at least ``min_span_s`` seconds is one finding. Needs two workers with an
+    EWMA at a sample; a worker's unknown EWMA (None or NaN) ends its run.
+
+    Parameters
+    ----------
+    t : sequence of float, shape (S,)
+        Sample times (seconds, increasing).
+    ewma_s : sequence of sequences, shape (S, W)
+        EWMA of the function's task time on each worker at each sample; None/NaN unknown.
+    ranks : sequence of int, shape (W,)
+        The workers' ranks, the columns of ``ewma_s``.
+    fn : str
+        The function's name, for the message.
+
+    Returns
+    -------
+    list of dict
+        One ``"farm_drift"`` warning per run, with evidence ``rank``, ``fn``, ``t``
+        [first, last] (seconds), ``samples``, ``ratio`` (mean over the run of EWMA /
+        median of the others), ``ratio_max``, ``ewma_s`` (at the end of the run),
+        ``median_others_s`` (same), ``threshold``.
+    """
+    times = np.asarray(t, dtype=np.float64)
+    vals = np.array([[np.nan if v is None else float(v) for v in row] for row in ewma_s], dtype=np.float64)
+    if vals.size == 0:
+        return []
+    vals = vals.reshape(times.shape[0], len(ranks))
+    n_s, n_w = vals.shape
+    if n_w < 2:
+        return []
+    ratio = np.full((n_s, n_w), np.nan)
+    median_others = np.full((n_s, n_w), np.nan)
+    for s in range(n_s):
+        row = vals[s]
+        known = ~np.isnan(row)
+        if known.sum() < 2:
+            continue
+        for w in np.flatnonzero(known):
+            others = row[known & (np.arange(n_w) != w)]
+            med = float(np.median(others))
+            median_others[s, w] = med
+            ratio[s, w] = row[w] / med if med > 0 else np.inf
+    slow = (ratio > 1.0 + threshold) & (vals - median_others >= min_excess_s)
+    slow &= ~np.isnan(ratio)
+    out: list[Finding] = []
+    for w in range(n_w):
+        s = 0
+        while s < n_s:
+            if not slow[s, w]:
+                s += 1
+                continue
+            e = s + 1
+            while e < n_s and slow[e, w]:
+                e += 1
+            span = float(times[e - 1] - times[s])
+            if e - s >= consecutive and span >= min_span_s:
+                r = ratio[s:e, w]
+                r = r[np.isfinite(r)]
+                mean_r = float(r.mean()) if r.size else float("inf")
+                rank = int(ranks[w])
+                what = f" of {fn}" if fn else ""
+                out.append(finding(
+                    "farm_drift", "warning",
+                    f"farm worker {rank} drifts: its EWMA task time{what} is {mean_r:.1f}x the median of the "
+                    f"other workers from t={times[s]:.1f} s to {times[e - 1]:.1f} s ({e - s} samples)",
+                    rank=rank, fn=fn, t=[float(times[s]), float(times[e - 1])], samples=e - s,
+                    ratio=mean_r, ratio_max=float(r.max()) if r.size else None,
+                    ewma_s=float(vals[e - 1, w]), median_others_s=float(median_others[e - 1, w]),
+                    threshold=threshold, consecutive=consecutive, min_span_s=min_span_s,
+                ))
+            s = e
+    return out

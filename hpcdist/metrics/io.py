@@ -1,8 +1,9 @@
 """Metrics files: one JSON document (``.json``) or one record per line (``.jsonl``).
 
 Both hold the same records (format in docs/metrics.md): a ``header``, one ``superstep``
-record per superstep, one ``finding`` per finding, a ``summary``, and any number of
-``farm_task`` records. Rank 0 writes the file atomically
+record per superstep, one ``finding`` per finding, a ``summary``, the task farm's
+records (``farm_summary``, ``farm_worker``, ``farm_function``, ``farm_throughput``,
+``farm_ewma``) and any number of ``farm_task`` records. Rank 0 writes the file atomically
 (:func:`hpcdist.checkpoint.atomic.write_atomic`), so a reader never sees half of it.
 """
 
@@ -49,11 +50,14 @@ def _clean(value: Any) -> Any:
 
 
 def metrics_records(metrics: "RunMetrics | None", *, findings: Sequence[Mapping[str, Any]] | None = None,
-                    farm_tasks: Iterable[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
+                    farm_tasks: Iterable[Mapping[str, Any]] = (),
+                    farm: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Every record of a metrics file, in file order.
 
     ``findings`` default to ``metrics.findings()``; ``farm_tasks`` are ``farm_task``
-    records. Without ``metrics`` the file holds a farm header and the tasks only.
+    records; ``farm`` is a farm metrics document (:func:`hpcdist.metrics.farm.farm_metrics`,
+    ``Farm.metrics()``). Without ``metrics`` the file holds a farm header (``farm``'s) and
+    the farm's records.
     """
     out: list[dict[str, Any]] = []
     tasks = [dict(t, type="farm_task") for t in farm_tasks]
@@ -62,17 +66,33 @@ def metrics_records(metrics: "RunMetrics | None", *, findings: Sequence[Mapping[
         out.extend(metrics.superstep_records())
         found = metrics.findings() if findings is None else findings
     else:
-        out.append({"type": "header", "format": "hpcdist-metrics", "version": 1, "kind": "farm"})
-        found = findings or []
+        head = {"type": "header", "format": "hpcdist-metrics", "version": 1, "kind": "farm"}
+        head.update((farm or {}).get("header") or {})
+        out.append(dict(head, type="header"))
+        found = findings if findings is not None else (farm or {}).get("findings") or []
     out.extend(dict(f, type="finding") for f in found)
     if metrics is not None:
         out.append(metrics.summary())
+    if farm:
+        if farm.get("summary"):
+            out.append(dict(farm["summary"], type="farm_summary"))
+        out.extend(dict(w, type="farm_worker") for w in farm.get("workers") or [])
+        out.extend(dict(f, type="farm_function") for f in farm.get("functions") or [])
+        if farm.get("throughput"):
+            out.append(dict(farm["throughput"], type="farm_throughput"))
+        out.extend(dict(e, type="farm_ewma") for e in farm.get("ewma") or [])
     out.extend(tasks)
     return [_clean(r) for r in out]
 
 
+def _empty_farm() -> dict[str, Any]:
+    return {"summary": None, "workers": [], "functions": [], "throughput": None, "ewma": []}
+
+
 def _document(records: list[dict[str, Any]]) -> dict[str, Any]:
-    doc: dict[str, Any] = {"header": None, "supersteps": [], "findings": [], "summary": None, "farm_tasks": []}
+    doc: dict[str, Any] = {"header": None, "supersteps": [], "findings": [], "summary": None, "farm_tasks": [],
+                           "farm": _empty_farm()}
+    farm = doc["farm"]
     for r in records:
         kind = r.get("type")
         if kind == "header":
@@ -85,6 +105,24 @@ def _document(records: list[dict[str, Any]]) -> dict[str, Any]:
             doc["summary"] = r
         elif kind == "farm_task":
             doc["farm_tasks"].append(r)
+        elif kind == "farm_summary":
+            farm["summary"] = r
+        elif kind == "farm_worker":
+            farm["workers"].append(r)
+        elif kind == "farm_function":
+            farm["functions"].append(r)
+        elif kind == "farm_throughput":
+            farm["throughput"] = r
+        elif kind == "farm_ewma":
+            farm["ewma"].append(r)
+    return doc
+
+
+def _json_document(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``.json`` layout: the graph part as before, the farm's records under ``"farm"`` (only when present)."""
+    doc = _document(records)
+    if doc["farm"] == _empty_farm():
+        del doc["farm"]
     return doc
 
 
@@ -108,7 +146,7 @@ def _encode(path: Path, records: list[dict[str, Any]]) -> bytes:
     if path.suffix == ".jsonl":
         return "".join(json.dumps(r, allow_nan=False, separators=(",", ":")) + "\n" for r in records).encode()
     if path.suffix == ".json":
-        return (json.dumps(_document(records), allow_nan=False, indent=1) + "\n").encode()
+        return (json.dumps(_json_document(records), allow_nan=False, indent=1) + "\n").encode()
     raise InputError("a metrics file must end in .json (one document) or .jsonl (one record per line)",
                      path=str(path))
 
@@ -120,6 +158,7 @@ def write_metrics(
     comm: "MPI.Intracomm | None" = None,
     findings: Sequence[Mapping[str, Any]] | None = None,
     farm_tasks: Iterable[Mapping[str, Any]] = (),
+    farm: Mapping[str, Any] | None = None,
 ) -> None:
     """Write a metrics file from rank 0, atomically.
 
@@ -137,12 +176,15 @@ def write_metrics(
         Instead of ``metrics.findings()`` (e.g. computed with other thresholds).
     farm_tasks : iterable of dict
         ``farm_task`` records (:func:`farm_task_record`).
+    farm : dict, optional
+        A task farm's metrics document (``Farm.metrics()``); ``Farm(metrics=path)`` writes it
+        with this function at shutdown.
     """
     path = Path(path)
     rank = comm.Get_rank() if comm is not None else (metrics.rank if metrics is not None else 0)
 
     def write() -> None:
-        data = _encode(path, metrics_records(metrics, findings=findings, farm_tasks=farm_tasks))
+        data = _encode(path, metrics_records(metrics, findings=findings, farm_tasks=farm_tasks, farm=farm))
         if rank != 0:
             return
         try:
@@ -163,8 +205,10 @@ def read_metrics(path: str | Path) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``{"header", "supersteps", "findings", "summary", "farm_tasks"}`` (lists for
-        the record kinds that repeat; None for a missing header or summary).
+        ``{"header", "supersteps", "findings", "summary", "farm_tasks", "farm"}`` (lists
+        for the record kinds that repeat; None for a missing header or summary). ``farm``
+        is ``{"summary", "workers", "functions", "throughput", "ewma"}``, empty without
+        a task farm's records.
 
     Raises
     ------
@@ -192,7 +236,11 @@ def read_metrics(path: str | Path) -> dict[str, Any]:
         else:
             doc = {"header": data.get("header"), "supersteps": list(data.get("supersteps") or []),
                    "findings": list(data.get("findings") or []), "summary": data.get("summary"),
-                   "farm_tasks": list(data.get("farm_tasks") or [])}
+                   "farm_tasks": list(data.get("farm_tasks") or []), "farm": _empty_farm()}
+            farm = data.get("farm") if isinstance(data.get("farm"), dict) else {}
+            for key, value in farm.items():
+                if key in doc["farm"] and value is not None:
+                    doc["farm"][key] = list(value) if isinstance(doc["farm"][key], list) else value
     else:
         records = []
         for i, line in enumerate(text.splitlines(), 1):

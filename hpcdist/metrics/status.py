@@ -22,7 +22,8 @@ from hpcdist.runtime.errors import InputError
 if TYPE_CHECKING:
     from mpi4py import MPI
 
-__all__ = ["StatusWriter", "read_status", "status_hook", "STATUS_FILE", "MIN_INTERVAL_S"]
+__all__ = ["StatusWriter", "SuperstepStatus", "read_status", "status_hook", "superstep_status_hook", "STATUS_FILE",
+           "MIN_INTERVAL_S"]
 
 STATUS_FILE = "status.json"
 #: Rewrites closer together than this are skipped: a status file is for people, and an
@@ -67,7 +68,7 @@ class StatusWriter:
 
     def update(self, progress: float | None = None, rate: float | None = None, slowest_rank: int | None = None,
                memory: int | None = None, *, done: int | None = None, total: int | None = None,
-               message: str | None = None, force: bool = False) -> bool:
+               message: str | None = None, force: bool = False, **extra: Any) -> bool:
         """Record the job's state; write it when ``min_interval`` has passed since the last write.
 
         Parameters
@@ -85,6 +86,9 @@ class StatusWriter:
             One line shown by ``hpcdist status``.
         force : bool
             Write now regardless of the throttle.
+        **extra
+            More fields for the file (the farm's ``pending``, ``running``, ``failed``,
+            ``workers``, ``worker_memory_max``, ...); None values are left out.
 
         Returns
         -------
@@ -96,7 +100,7 @@ class StatusWriter:
         if progress is None and done is not None and total:
             progress = done / total
         for key, value in (("progress", progress), ("rate", rate), ("slowest_rank", slowest_rank),
-                           ("done", done), ("total", total), ("message", message)):
+                           ("done", done), ("total", total), ("message", message), *extra.items()):
             if value is not None:
                 self.state[key] = value
         self.state["memory"] = int(memory) if memory is not None else peak_rss_bytes()
@@ -106,12 +110,16 @@ class StatusWriter:
         self._write(now)
         return True
 
-    def finish(self, state: str = "finished", message: str | None = None) -> None:
-        """Write the final state (``"finished"`` or ``"failed"``) now; ``hpcdist status --watch`` stops on it."""
+    def finish(self, state: str = "finished", message: str | None = None, *, fill: bool = True) -> None:
+        """Write the final state (``"finished"`` or ``"failed"``) now; ``hpcdist status --watch`` stops on it.
+
+        ``fill``: a finished job counts as all done (``done = total``); the farm passes
+        False, since its tasks may have failed.
+        """
         if not self.active:
             return
         self.state["state"] = state
-        if state == "finished" and self.state.get("total"):
+        if fill and state == "finished" and self.state.get("total"):
             self.state["done"], self.state["progress"] = self.state["total"], 1.0
         if message is not None:
             self.state["message"] = message
@@ -141,6 +149,157 @@ def status_hook(writer: StatusWriter, total: int, inner: Callable[[int, Any], No
             inner(superstep, program)
 
     return hook
+
+
+class SuperstepStatus:
+    """A BSP superstep hook that keeps ``run_dir/status.json`` current for a graph run; see :func:`superstep_status_hook`."""
+
+    #: Most supersteps between two reductions (a run of tiny supersteps still reports).
+    MAX_EVERY = 100_000
+
+    def __init__(self, comm: "MPI.Intracomm", run_dir: str | os.PathLike, name: str, *, total: int | None = None,
+                 inner: Callable[[int, Any], None] | None = None, min_interval: float = MIN_INTERVAL_S) -> None:
+        from hpcdist.runtime.errors import collective
+
+        self.comm = comm
+        self.rank = comm.Get_rank()
+        self.total = total
+        self.inner = inner
+        self.min_interval = float(min_interval)
+        with collective(comm):  # rank 0 makes the directory; a failure is every rank's error
+            try:
+                self.writer = StatusWriter(run_dir, comm, what=name, unit="supersteps/s", min_interval=min_interval)
+            except OSError as exc:
+                raise InputError(f"cannot create the status directory ({exc.strerror})", path=str(run_dir)) from None
+        self.every = 1  # supersteps between reductions: the same on every rank (derived from reduced values)
+        self.next_sync: int | None = None
+        self.syncs = 0
+        self._compute = 0.0  # this rank's compute seconds since the last reduction
+        self._t_last = time.perf_counter()
+        self._step_last: int | None = None
+        self._wrapped: set[int] = set()
+        self.last: dict[str, Any] = {}
+
+    def _wrap(self, program: Any) -> None:
+        """Time ``program.compute`` (an instance attribute shadows the method), once per program."""
+        if id(program) in self._wrapped:
+            return
+        self._wrapped.add(id(program))
+        compute = program.compute
+
+        def timed_compute(step: int) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return compute(step)
+            finally:
+                self._compute += time.perf_counter() - t0
+
+        try:
+            program.compute = timed_compute
+        except AttributeError:  # a program with __slots__: no compute times, no slowest rank
+            pass
+
+    def __call__(self, superstep: int, program: Any) -> None:
+        # The inner hooks first: a slowdown (slow_hook) wraps compute inside this timer, as a slow core would be.
+        if self.inner is not None:
+            self.inner(superstep, program)
+        self._wrap(program)
+        if self._step_last is None:
+            self._step_last = superstep
+            self.next_sync = superstep + 1
+            self._t_last = time.perf_counter()
+            self._compute = 0.0
+            return
+        if superstep >= self.next_sync:  # type: ignore[operator]
+            self._sync(superstep)
+
+    def _sync(self, superstep: int) -> None:
+        """One small MAXLOC reduction: the slowest rank's compute, the longest wall time, the largest RSS."""
+        import numpy as np
+
+        from hpcdist.metrics.run import peak_rss_bytes
+        from hpcdist.runtime.comm import MPI
+
+        now = time.perf_counter()
+        pair = np.dtype([("v", np.float64), ("i", np.int32)], align=True)  # MPI_DOUBLE_INT
+        send = np.zeros(3, dtype=pair)
+        send["v"] = (self._compute, now - self._t_last, float(peak_rss_bytes()))
+        send["i"] = self.rank
+        recv = np.empty_like(send)
+        self.comm.Allreduce([send, MPI.DOUBLE_INT], [recv, MPI.DOUBLE_INT], op=MPI.MAXLOC)
+        self.syncs += 1
+        compute_max, wall, rss_max = (float(v) for v in recv["v"])
+        steps = superstep - self._step_last  # type: ignore[operator]
+        rate = steps / wall if wall > 0 else None
+        slowest = int(recv["i"][0]) if compute_max > 0 else None
+        # Aim at one reduction per min_interval; every rank computes the same from the reduced wall time.
+        if wall > 0:
+            self.every = int(min(self.MAX_EVERY, max(1, round(self.every * self.min_interval / wall))))
+        else:
+            self.every = min(self.MAX_EVERY, 2 * self.every)
+        self.next_sync = superstep + self.every
+        self._step_last, self._t_last, self._compute = superstep, now, 0.0
+        self.last = {"superstep": superstep, "rate": rate, "slowest_rank": slowest, "compute_max_s": compute_max,
+                     "rss_max": int(rss_max), "rss_max_rank": int(recv["i"][2])}
+        if self.rank == 0:
+            self.writer.update(done=superstep + 1, total=self.total, rate=rate, slowest_rank=slowest,
+                               superstep=superstep, worker_memory_max=int(rss_max),
+                               worker_memory_max_rank=int(recv["i"][2]),
+                               message=None if slowest is None else
+                               f"superstep {superstep}: slowest rank {slowest} ({compute_max:.3g} s of compute "
+                               f"over the last {steps} superstep(s))")
+
+    def finish(self, state: str = "finished", message: str | None = None, *, done: int | None = None) -> None:
+        """Write the final state from rank 0 (local: call it on every rank, or on rank 0 only).
+
+        ``done``: supersteps run (``result.run.supersteps``); the last reduction's count otherwise.
+        """
+        if done is not None and self.writer.active:
+            self.writer.state["done"] = int(done)
+            if self.total:
+                self.writer.state["progress"] = min(1.0, done / self.total)
+        self.writer.finish(state, message, fill=False)
+
+
+def superstep_status_hook(comm: "MPI.Intracomm", run_dir: str | os.PathLike, name: str, *, total: int | None = None,
+                          inner: Callable[[int, Any], None] | None = None,
+                          min_interval: float = MIN_INTERVAL_S) -> SuperstepStatus:
+    """A superstep hook that keeps ``run_dir/status.json`` current during a graph run.
+
+    Collective over ``comm``: create it on every rank and pass it as ``on_superstep`` on
+    every rank (it chains ``inner``, e.g. the slow-rank or checkpoint hook, which runs
+    first). It times each rank's ``program.compute``; every ``every`` supersteps one
+    ``Allreduce`` (``MAXLOC`` on three (value, rank) pairs) finds the rank with the most
+    compute since the last one, the longest wall time and the largest peak RSS. The
+    interval adapts so that the reduction, and rank 0's rewrite of the file, happen about
+    once per ``min_interval`` seconds; every rank derives it from the reduced wall time,
+    so all agree on when the next reduction is without talking.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Intracomm
+    run_dir : path
+        Rank 0 creates it and writes ``status.json`` there (``hpcdist status run_dir``).
+    name : str
+        What runs (``"pagerank"``), shown by ``hpcdist status``.
+    total : int, optional
+        Supersteps expected (``max_supersteps``), for the progress bar.
+    inner : callable, optional
+        ``inner(superstep, program)``, called first.
+    min_interval : float
+        Seconds between reductions and rewrites (about).
+
+    Returns
+    -------
+    SuperstepStatus
+        The hook; call ``finish("finished" | "failed")`` after the run.
+
+    Raises
+    ------
+    InputError
+        On every rank, when rank 0 cannot create ``run_dir``.
+    """
+    return SuperstepStatus(comm, run_dir, name, total=total, inner=inner, min_interval=min_interval)
 
 
 def read_status(rundir: str | os.PathLike) -> dict[str, Any]:

@@ -42,9 +42,16 @@ class Settings:
     backoff: float = 1.5
     heartbeat_interval: float = 1.0
     heartbeat_timeout: float = 10.0
+    # Task farm outputs: Farm(metrics=..., status_dir=...) when not given explicitly.
+    metrics: str | None = None
+    status_dir: str | None = None
     # Graph inputs: memory a rank may use (e.g. "4G"); None means MemAvailable / ranks on the node.
     memory_limit: str | None = None
     sources: dict[str, str] = field(default_factory=dict, compare=False)
+
+
+def _optional_str(v: Any) -> str | None:
+    return None if v is None or str(v).lower() in ("", "none") else str(v)
 
 
 _CONVERTERS = {
@@ -56,7 +63,9 @@ _CONVERTERS = {
     "backoff": float,
     "heartbeat_interval": float,
     "heartbeat_timeout": float,
-    "memory_limit": lambda v: None if v is None or str(v).lower() in ("", "none") else str(v),
+    "memory_limit": _optional_str,
+    "metrics": _optional_str,
+    "status_dir": _optional_str,
 }
 DEFAULTS = Settings()
 

@@ -121,6 +121,20 @@ def test_submit_results_and_worker_roles(comm):
             assert farm.task(futures[0].id).status == TaskStatus.COMPLETED
 
 
+def test_strategy_object_is_used_as_given(comm):
+    from hpcdist.farm.strategies import Affinity, RoundRobin
+
+    strategy = Affinity(max_learned=3)
+    with Farm(comm, strategy=strategy, **FAST) as farm:
+        if farm is not None:
+            assert farm.strategy is strategy
+            assert [farm.submit(square, i).result(timeout=30) for i in range(5)] == [0, 1, 4, 9, 16]
+    with Farm(comm, strategy=RoundRobin, **FAST) as farm:
+        if farm is not None:
+            assert isinstance(farm.strategy, RoundRobin)
+            assert farm.submit(square, 3).result(timeout=30) == 9
+
+
 def test_futures_work_with_wait_and_as_completed(comm):
     with Farm(comm, **FAST) as farm:
         if farm is not None:
