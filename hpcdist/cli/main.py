@@ -57,6 +57,7 @@ COMMANDS = (
     ("checkpoint", "checkpoint"),
     ("report", "report"),
     ("status", "status"),
+    ("jobs", "jobs"),
 )
 
 
