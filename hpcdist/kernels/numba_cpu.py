@@ -896,3 +896,193 @@ def sssp_relax(t_indptr: np.ndarray, t_rows: np.ndarray, t_weights: np.ndarray, 
                kinds: np.ndarray) -> int:
     """Relax the light or heavy out-edges of the columns ``cols``; returns edges relaxed."""
     return int(_sssp_relax(t_indptr, t_rows, t_weights, pub, cols, dist, float(delta), bool(light), pending, kinds))
+
+
+# ----------------------------------------------------------------------------- halo messages
+# The encodings of hpcdist.graph.halo_codec, fused with the gather from the send index
+# and the update of what the receiver holds. Values arrive as unsigned views of their
+# bits (uint8 .. uint64); every payload byte equals the numpy codec's.
+
+_U8 = np.uint64(8)
+_FF = np.uint64(255)
+
+
+@njit(cache=True, inline="always")
+def _byte_width(d):  # pragma: no cover - compiled
+    """Significant bytes of a uint64 (0 for 0), by halving instead of a loop over bytes."""
+    w = 0
+    if d >> np.uint64(32):
+        w += 4
+        d = d >> np.uint64(32)
+    if d >> np.uint64(16):
+        w += 2
+        d = d >> np.uint64(16)
+    if d >> np.uint64(8):
+        w += 1
+        d = d >> np.uint64(8)
+    if d:
+        w += 1
+    return w
+
+
+@njit(cache=True)
+def _halo_scan(vals, index, sent, lo, hi):  # pragma: no cover - compiled
+    k = 0
+    last = 0
+    max_gap = 0
+    xor_bytes = 0
+    binary = 1
+    one = np.uint64(1)
+    for i in range(lo, hi):
+        v = np.uint64(vals[index[i]])
+        p = np.uint64(sent[i])
+        if v > one or p > one:
+            binary = 0
+        d = v ^ p
+        if d != 0:
+            pos = i - lo
+            gap = pos - last
+            if gap > max_gap:
+                max_gap = gap
+            last = pos
+            k += 1
+            xor_bytes += _byte_width(d)
+    out = np.empty(4, dtype=np.int64)
+    out[0] = k
+    out[1] = max_gap
+    out[2] = xor_bytes
+    out[3] = binary
+    return out
+
+
+def halo_scan(vals: np.ndarray, index: np.ndarray, sent: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """One message's measurements: changed values, largest position gap, XOR bytes, 0/1 flag (int64[4])."""
+    return _halo_scan(vals, index, sent, np.int64(lo), np.int64(hi))
+
+
+@njit(cache=True)
+def _put(out, o, x, nbytes):  # pragma: no cover - compiled
+    for b in range(nbytes):
+        out[o + b] = np.uint8((x >> np.uint64(8 * b)) & _FF)
+
+
+@njit(cache=True)
+def _halo_write(mode, width, vals, index, sent, lo, hi, out, out_vals):  # pragma: no cover - compiled
+    # mode: 0 dense, 1 sparse, 2 xor, 3 bitmap, 4 flips (halo_codec's numbers)
+    n = hi - lo
+    s = sent.itemsize
+    if mode == 0:
+        for i in range(lo, hi):
+            v = vals[index[i]]
+            out_vals[i - lo] = v
+            sent[i] = v
+        return n * s
+    if mode == 3:
+        nb = (n + 7) // 8
+        for j in range(nb):
+            out[j] = 0
+        for i in range(lo, hi):
+            v = vals[index[i]]
+            j = i - lo
+            if v != 0:
+                out[j >> 3] |= np.uint8(128 >> (j & 7))  # numpy.packbits: big bit order
+            sent[i] = v
+        return nb
+    if mode == 2:
+        nib = (n + 1) // 2
+        for j in range(nib):
+            out[j] = 0
+        o = nib
+        for i in range(lo, hi):
+            v = vals[index[i]]
+            d = np.uint64(v) ^ np.uint64(sent[i])
+            w = 0
+            while d != 0:
+                out[o] = np.uint8(d & _FF)
+                o += 1
+                d = d >> _U8
+                w += 1
+            j = i - lo
+            out[j >> 1] |= np.uint8(w << (4 * (j & 1)))
+            sent[i] = v
+        return o
+    # sparse (values then gaps) and flips (gaps only)
+    k = 0
+    for i in range(lo, hi):
+        if vals[index[i]] != sent[i]:
+            k += 1
+    o = k * s if mode == 1 else 0
+    c = 0
+    last = 0
+    for i in range(lo, hi):
+        v = vals[index[i]]
+        if v != sent[i]:
+            pos = i - lo
+            _put(out, o, np.uint64(pos - last), width)
+            o += width
+            last = pos
+            if mode == 1:
+                out_vals[c] = v
+            c += 1
+            sent[i] = v
+    return o
+
+
+def halo_write(mode: int, width: int, vals: np.ndarray, index: np.ndarray, sent: np.ndarray, lo: int, hi: int,
+               out: np.ndarray) -> int:
+    """Write one message into ``out`` (uint8, 8-byte aligned) and update ``sent``; returns its bytes.
+
+    ``out`` must hold the message's dense size (``(hi - lo) * itemsize``).
+    """
+    s = sent.itemsize
+    cap = out.shape[0] - out.shape[0] % s
+    out_vals = out[:cap].view(sent.dtype)
+    return int(_halo_write(np.int64(mode), np.int64(width), vals, index, sent, np.int64(lo), np.int64(hi), out,
+                           out_vals))
+
+
+@njit(cache=True)
+def _halo_read(mode, width, payload, payload_vals, held):  # pragma: no cover - compiled
+    n = held.shape[0]
+    s = held.itemsize
+    if mode == 0:
+        for j in range(n):
+            held[j] = payload_vals[j]
+    elif mode == 3:
+        for j in range(n):
+            held[j] = (payload[j >> 3] >> (7 - (j & 7))) & 1
+    elif mode == 2:
+        nib = (n + 1) // 2
+        o = nib
+        for j in range(n):
+            w = (payload[j >> 1] >> (4 * (j & 1))) & 15
+            d = np.uint64(0)
+            for b in range(w):
+                d |= np.uint64(payload[o + b]) << np.uint64(8 * b)
+            o += w
+            held[j] = held[j] ^ d
+    else:
+        if mode == 1:
+            k = payload.shape[0] // (width + s)
+            o = k * s
+        else:
+            k = payload.shape[0] // width
+            o = 0
+        pos = 0
+        for c in range(k):
+            gap = 0
+            for b in range(width):
+                gap |= np.int64(payload[o + b]) << (8 * b)
+            o += width
+            pos += gap
+            if mode == 1:
+                held[pos] = payload_vals[c]
+            else:
+                held[pos] ^= 1
+
+
+def halo_read(mode: int, width: int, payload: np.ndarray, held: np.ndarray) -> None:
+    """Apply one message (``payload``: its bytes, 8-byte aligned) to ``held`` (unsigned view)."""
+    s = held.itemsize
+    cap = payload.shape[0] - payload.shape[0] % s
+    _halo_read(np.int64(mode), np.int64(width), payload, payload[:cap].view(held.dtype), held)

@@ -255,6 +255,11 @@ def bfs_top_down(t_indptr: np.ndarray, t_rows: np.ndarray, cols: np.ndarray, col
     edge = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(examined)
     v = t_rows[edge].astype(np.int64)
     key = np.repeat(col_keys[cols], counts)
+    # Reached earlier in this level (a level pushed in two calls, owned columns then
+    # ghosts): the smallest key still wins, as in one call.
+    again = dist[v] == level + 1
+    if again.any():
+        np.minimum.at(parent, v[again], key[again])
     fresh = dist[v] < 0
     v, key = v[fresh], key[fresh]
     best = np.full(dist.shape[0], np.iinfo(np.int64).max, dtype=np.int64)

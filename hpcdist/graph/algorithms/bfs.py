@@ -50,6 +50,8 @@ class BFSProgram:
     """BFS as a :class:`~hpcdist.graph.bsp.VertexProgram` (one level per superstep)."""
 
     name = "bfs"
+    #: the frontier flags are 0/1: the communication optimizer sends them as bitmaps
+    exchange_binary = True
 
     def __init__(self, graph: "DistGraph", kernels: ModuleType, source_local: int, *, direction: str = "auto",
                  alpha: float = ALPHA, beta: float = BETA) -> None:
@@ -94,6 +96,7 @@ class BFSProgram:
         self.examined = 0
         self.reached = 1
         self.out_edges = self.m_f  # out-edges of all reached vertices (TEPS)
+        self.interior_out: np.ndarray | None = None  # counts of the pushes compute_interior did
         t0 = time.perf_counter()
         self._warm_up()
         self.warm_up_seconds = time.perf_counter() - t0
@@ -115,8 +118,28 @@ class BFSProgram:
     def exchange_values(self, superstep: int) -> np.ndarray:
         return self.frontier
 
+    def compute_interior(self, superstep: int) -> None:
+        """Top-down: push from the owned frontier columns while the ghosts' flags are in flight.
+
+        The pushes from owned columns come first in :meth:`compute`'s single pass too
+        (columns ascending), so splitting it here changes no result.
+        """
+        if self.mode != TOP_DOWN:
+            return
+        k, g = self.k, self.graph
+        self.next.fill(0)
+        cols = k.nonzero_positions(self.frontier[: g.n_owned])
+        self.interior_out = k.bfs_top_down(self.t_indptr, self.t_rows, cols, self.keys, self.dist, self.parent,
+                                           self.level, g.out_degree, self.in_deg, self.next)
+
     def compute(self, superstep: int) -> LocalStep:
         k, g = self.k, self.graph
+        if self.mode == TOP_DOWN and self.interior_out is not None:
+            cols = k.nonzero_positions(self.frontier[g.n_owned:]) + g.n_owned
+            out = k.bfs_top_down(self.t_indptr, self.t_rows, cols, self.keys, self.dist, self.parent, self.level,
+                                 g.out_degree, self.in_deg, self.next) + self.interior_out
+            self.interior_out = None
+            return LocalStep(counts=[int(x) for x in out[:4]], active=int(out[0]))
         self.next.fill(0)
         if self.mode == TOP_DOWN:
             cols = k.nonzero_positions(self.frontier)
@@ -182,6 +205,7 @@ def bfs(
     progress: bool = False,
     on_superstep: SuperstepHook | None = None,
     resume: Resume | None = None,
+    exchange: str = "auto",
 ) -> VertexResult:
     """Breadth-first search from ``source`` along the edges' direction.
 
@@ -204,6 +228,8 @@ def bfs(
         ``hook(superstep, program)`` after each level (checkpoints).
     resume : Resume, optional
         Continue from a checkpoint's state (see :class:`hpcdist.graph.bsp.Resume`).
+    exchange : {"auto", "sparse", "dense"}
+        The halo exchange (see :func:`hpcdist.graph.bsp.run_bsp`); identical results.
 
     Returns
     -------
@@ -225,7 +251,7 @@ def bfs(
     src_local = graph.locate(source, "bfs: source vertex")
     program = BFSProgram(graph, kernels, src_local, direction=direction)
     run = run_bsp(graph, program, max_supersteps=graph.n_vertices + 1, kernels=kernels, progress=progress,
-                  on_superstep=on_superstep, resume=resume)
+                  on_superstep=on_superstep, resume=resume, exchange=exchange)
     # every reached vertex was in exactly one level's counts: no pass over the vertices
     edges = program.out_edges if graph.directed else program.out_edges // 2
     levels = program.level  # the last superstep found nothing

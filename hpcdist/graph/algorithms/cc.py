@@ -186,6 +186,7 @@ def connected_components(
     progress: bool = False,
     on_superstep: SuperstepHook | None = None,
     resume: Resume | None = None,
+    exchange: str = "auto",
 ) -> VertexResult:
     """Connected components; weakly connected for a directed graph (both edge directions count).
 
@@ -205,6 +206,9 @@ def connected_components(
         ``hook(superstep, program)`` after each iteration (checkpoints).
     resume : Resume, optional
         Continue from a checkpoint's state (see :class:`hpcdist.graph.bsp.Resume`).
+    exchange : {"auto", "sparse", "dense"}
+        The engine's halo exchange of the grandparent keys (see
+        :func:`hpcdist.graph.bsp.run_bsp`); identical results.
 
     Returns
     -------
@@ -221,7 +225,7 @@ def connected_components(
     program = CCProgram(graph, kernels)
     limit = graph.n_vertices + 1 if max_iter is None else int(max_iter)
     run = run_bsp(graph, program, max_supersteps=limit, kernels=kernels, progress=progress,
-                  on_superstep=on_superstep, resume=resume)
+                  on_superstep=on_superstep, resume=resume, exchange=exchange)
     labels, sizes = _labels(graph, program.fkey)
     summary = component_summary(graph, sizes)
     return VertexResult(

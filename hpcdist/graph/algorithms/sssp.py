@@ -110,6 +110,7 @@ class SSSPProgram:
             self.pending[source_local] = self.kinds[source_local]
         self.pub = np.full(g.n_local, np.inf)
         self.relaxed = 0
+        self.interior_relaxed: int | None = None  # edges compute_interior relaxed this phase
         self.phase_counts = {LIGHT: 0, HEAVY: 0}
         t0 = time.perf_counter()
         # numba compiles (or loads) these variants here, in the set-up: calls with no work
@@ -136,11 +137,29 @@ class SSSPProgram:
         self.active = self.k.sssp_publish(self.dist, self.pending, self.delta, self.bucket, self.phase, self.pub)
         return self.pub
 
+    def compute_interior(self, superstep: int) -> None:
+        """Relax the owned published vertices' edges while the ghosts' values are in flight.
+
+        :meth:`compute`'s single pass relaxes the owned columns first too (columns
+        ascending), so the split changes no result.
+        """
+        k, no = self.k, self.graph.n_owned
+        cols = k.nonzero_positions(self.pub[:no] != np.inf)
+        self.interior_relaxed = k.sssp_relax(self.t_indptr, self.t_rows, self.t_weights, self.pub, cols, self.dist,
+                                             self.delta, self.phase == LIGHT, self.pending, self.kinds)
+
     def compute(self, superstep: int) -> LocalStep:
         k = self.k
-        cols = k.nonzero_positions(self.pub != np.inf)
-        relaxed = k.sssp_relax(self.t_indptr, self.t_rows, self.t_weights, self.pub, cols, self.dist, self.delta,
-                               self.phase == LIGHT, self.pending, self.kinds)
+        if self.interior_relaxed is not None:
+            no = self.graph.n_owned
+            cols = k.nonzero_positions(self.pub[no:] != np.inf) + no
+            relaxed = self.interior_relaxed
+            self.interior_relaxed = None
+        else:
+            cols = k.nonzero_positions(self.pub != np.inf)
+            relaxed = 0
+        relaxed += k.sssp_relax(self.t_indptr, self.t_rows, self.t_weights, self.pub, cols, self.dist, self.delta,
+                                self.phase == LIGHT, self.pending, self.kinds)
         self.phase_counts[self.phase] += 1
         self._decide()
         return LocalStep(counts=[relaxed], active=self.active)
@@ -177,6 +196,7 @@ def sssp(
     progress: bool = False,
     on_superstep: SuperstepHook | None = None,
     resume: Resume | None = None,
+    exchange: str = "auto",
 ) -> VertexResult:
     """Shortest-path distances from ``source`` along the edges' direction (delta-stepping).
 
@@ -203,6 +223,8 @@ def sssp(
         ``hook(superstep, program)`` after each phase (checkpoints).
     resume : Resume, optional
         Continue from a checkpoint's state (see :class:`hpcdist.graph.bsp.Resume`).
+    exchange : {"auto", "sparse", "dense"}
+        The halo exchange (see :func:`hpcdist.graph.bsp.run_bsp`); identical results.
 
     Returns
     -------
@@ -230,7 +252,7 @@ def sssp(
                               lambda: auto_delta(graph, graph.in_weights if use_weights else None, kernels))
     program = SSSPProgram(graph, kernels, src_local, float(delta), t_weights, use_weights)
     run = run_bsp(graph, program, max_supersteps=2**62, kernels=kernels, progress=progress,
-                  on_superstep=on_superstep, resume=resume)
+                  on_superstep=on_superstep, resume=resume, exchange=exchange)
     reached = int(comm.allreduce(int(np.count_nonzero(np.isfinite(program.dist))), op=MPI.SUM))
     return VertexResult(
         graph=graph,
