@@ -10,7 +10,7 @@ summarise), the one place where options common to all of them take effect. With 
 edge partitioner (``--partitioner vertex-cut``, ``dbh`` or ``hybrid``) the graph is a
 :class:`~hpcdist.graph.gas.VertexCutGraph` and the algorithm its gather-apply-scatter
 version (:mod:`hpcdist.graph.gas_algorithms`); options that have no meaning there
-(checkpoints, the numba backend, bottom-up BFS) are refused by name, not ignored.
+(checkpoints, the numba backend) are refused by name, not ignored.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from hpcdist.cli.checkpointing import add_checkpoint_arguments, checkpointing, checkpoint_summary, validate
+from hpcdist.graph.partition import EDGE_METHODS, METHODS
 from hpcdist.runtime.errors import InputError, collective
 
 if TYPE_CHECKING:
@@ -29,10 +30,11 @@ __all__ = ["HELP", "add_arguments", "run", "ALGORITHMS"]
 
 HELP = "run a graph algorithm (pagerank, bfs, cc, sssp) on a graph partitioned over the ranks"
 
+# hpcdist.graph.partition is imported at start-up anyway (by hpcdist.cli.partition).
 #: Vertex partitioners (DistGraph and the BSP engine).
-VERTEX_PARTITIONERS = ("block", "metis", "hash", "auto")
+VERTEX_PARTITIONERS = METHODS
 #: Edge partitioners (VertexCutGraph and gather-apply-scatter); see hpcdist.graph.vertexcut.
-EDGE_PARTITIONERS = ("vertex-cut", "dbh", "hybrid")
+EDGE_PARTITIONERS = EDGE_METHODS
 PARTITIONERS = VERTEX_PARTITIONERS + EDGE_PARTITIONERS
 
 
@@ -40,7 +42,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", "-i", required=True, metavar="SPEC",
                    help="graph file (.txt[.gz], .mtx[.gz], .gr, .h5) or generator (rmat:S[:EF[:SEED]], er:N:D[:SEED], grid2d:N)")
     p.add_argument("--output", "-o", metavar="OUT.h5", help="write dataset `result` and `vertex_ids` here")
-    p.add_argument("--partitioner", default="auto", metavar="{block,metis,hash,auto,vertex-cut,dbh,hybrid}",
+    p.add_argument("--partitioner", default="auto", metavar="{" + ",".join(PARTITIONERS) + "}",
                    help="vertex partitioner (default auto: metis up to 2^20 edges, else block), or an edge "
                         "partitioner (vertex-cut: 2-D grid, dbh: degree-based hashing, hybrid: PowerLyra's "
                         "hybrid-cut), run by gather-apply-scatter")
@@ -380,7 +382,8 @@ def _run_bfs(args: argparse.Namespace) -> int:
     def vc_call(graph):
         from hpcdist.graph.gas_algorithms import bfs_gas, validate_bfs_gas
 
-        return searches(graph, lambda root: bfs_gas(graph, root, progress=args.progress), validate_bfs_gas)
+        return searches(graph, lambda root: bfs_gas(graph, root, direction=args.direction, progress=args.progress),
+                        validate_bfs_gas)
 
     def searches(graph, one, validate):
         # random_roots reads only what both graph kinds offer (out_degree, to_input_layout, ...)
@@ -422,7 +425,7 @@ def _run_bfs(args: argparse.Namespace) -> int:
         return lines
 
     return _run_algorithm(args, "bfs", call, weighted=False, report=report, identity={"source": source},
-                          vc_call=vc_call, vc_refused=[(f"--direction {args.direction}", args.direction == "bottom-up")])
+                          vc_call=vc_call)
 
 
 def _run_cc(args: argparse.Namespace) -> int:
@@ -480,8 +483,8 @@ def _run_sssp(args: argparse.Namespace) -> int:
         head = f"sssp from {p['source']}: reached {p['reached']:,} of {graph.n_vertices:,} vertices, farthest at {far:.10g}; "
         kind = "weighted" if p["weighted"] else "unit weights"
         if "rounds" in p:  # gather-apply-scatter on an edge partition
-            how = f"buckets of width {p['delta']:.6g}" if "delta" in p else "Bellman-Ford rounds from the changed vertices"
-            return [head + f"{how} ({kind}), {p['rounds']} rounds, {p['edges_relaxed']:,} relaxations"]
+            return [head + f"buckets of width {p['delta']:.6g} ({kind}), {p['rounds']} rounds, "
+                           f"{p['edges_relaxed']:,} relaxations"]
         return [head + f"delta {p['delta']:.6g} ({kind}), "
                 f"{p['light_phases']} light and {p['heavy_phases']} heavy phases, {p['edges_relaxed']:,} relaxations"]
 

@@ -26,10 +26,16 @@ original vertex ids, and offers the ``DistGraph`` methods a
 ones are. The algorithms (BFS, CC, SSSP, PageRank) are in
 :mod:`hpcdist.graph.gas_algorithms`; the engine (``DistGraph``, ``run_bsp``) is untouched.
 
-:func:`pagerank_vertex_cut` is PageRank (``networkx.pagerank`` semantics, unweighted,
-uniform teleport) on such a graph; it agrees with :func:`hpcdist.graph.pagerank` on the
-edge-cut graph to rounding (the per-vertex sums are split over parts, so the floating
-point order differs; the tests bound the difference by 1e-12).
+Sums split over parts (PageRank's in-edge sums) use :meth:`~VertexCutGraph.gather_fixed_sum`:
+each edge's term is cut into integer fixed-point limbs, summed per destination and
+gathered as integers, so the total is exact and does not depend on where the edges lie
+(the same bits on every rank count and every edge partitioner).
+
+:func:`pagerank_vertex_cut` is unweighted PageRank (``networkx.pagerank`` semantics,
+uniform teleport) on such a graph, a thin wrapper of
+:func:`hpcdist.graph.gas_algorithms.pagerank_gas`; it agrees with
+:func:`hpcdist.graph.pagerank` on the edge-cut graph to rounding (the edge-cut sums in
+floating point, in order; the tests bound the difference by 1e-12).
 """
 
 from __future__ import annotations
@@ -48,7 +54,14 @@ if TYPE_CHECKING:
     from hpcdist.graph.edgelist import EdgeList
     from hpcdist.graph.halo import HaloPlan
 
-__all__ = ["VertexCutGraph", "build_vertex_cut", "VertexCutPageRank", "pagerank_vertex_cut"]
+__all__ = ["VertexCutGraph", "build_vertex_cut", "VertexCutPageRank", "pagerank_vertex_cut", "FIXED_BYTES"]
+
+
+#: Bytes per destination mirror in one :meth:`VertexCutGraph.gather_fixed_sum`: a
+#: fixed-point sum in two int64 words, ``hi * 2^31 + lo`` units of ``2^-92``.
+FIXED_BYTES = 16
+_MASK31 = np.int64((1 << 31) - 1)
+_MASK22 = np.int64((1 << 22) - 1)
 
 
 @dataclass
@@ -133,14 +146,17 @@ class VertexCutGraph:
     # -- identity -----------------------------------------------------------------------
     @property
     def rank(self) -> int:
+        """This rank in :attr:`comm` (the part it holds)."""
         return self.comm.Get_rank()
 
     @property
     def size(self) -> int:
+        """Ranks of :attr:`comm`, which is also the number of parts."""
         return self.comm.Get_size()
 
     @property
     def weighted(self) -> bool:
+        """Whether the edges carry weights (:attr:`weights` is not None)."""
         return self.weights is not None
 
     @property
@@ -280,8 +296,8 @@ class VertexCutGraph:
             f"{self.size} rank(s), distributed in {self.setup_seconds:.3f} s",
             f"partitioner {self.method}{extra} (edge partition, gather-apply-scatter): replication factor "
             f"{self.replication_factor:.3f} ({self.total_mirrors:,} mirrors), balance (max/mean) edges "
-            f"{balance(edges):.3f}, vertex replicas {balance(replicas):.3f}, one superstep moves up to "
-            f"{sync:,} bytes",
+            f"{balance(edges):.3f}, vertex replicas {balance(replicas):.3f}, a scatter and a gather of "
+            f"float64 values move {sync:,} bytes",
         ]
 
     @property
@@ -334,6 +350,70 @@ class VertexCutGraph:
         """Masters -> destination mirrors: fill the mirror slots of a gather-space array
         (``values``, length ``n_gather``; the gather plan's forward exchange)."""
         return self.gather_plan.exchange(values)
+
+    def edge_groups(self) -> tuple[np.ndarray, np.ndarray]:
+        """The local edges as runs of one destination each (they are sorted by it):
+        the first edge of each run and its destination (gather space)."""
+        def build() -> tuple[np.ndarray, np.ndarray]:
+            d = self.dst_local
+            if d.shape[0] == 0:
+                return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+            starts = np.flatnonzero(np.concatenate([[True], d[1:] != d[:-1]])).astype(np.int64)
+            return starts, d[starts]
+
+        return self.derived("edge_groups", build)
+
+    def gather_fixed_sum(self, terms: np.ndarray) -> np.ndarray:
+        """Per master, the sum of the edge ``terms`` of its in-edges on every part, exact
+        up to one final rounding and the same bits wherever the edges lie. Collective
+        (one gather).
+
+        Each term ``t`` (``0 <= t``) is cut, on its own, into two integers: ``hi``, the
+        integer part of ``t * 2^61``, and ``lo``, the next 31 bits (the bits below
+        ``2^-92`` are dropped). Both are summed per destination as int64 over the run of
+        its local edges, the partials travel as two int64 words (16 bytes per
+        destination mirror, :data:`FIXED_BYTES`) and are added at the master as
+        integers; there the total ``T * 2^-92`` is rounded to a double once (split into
+        two parts that are exact doubles, so their one addition is correctly rounded).
+        Integer addition is associative, so neither the placement of the edges nor the
+        order of arrival changes a bit.
+
+        Bounds, for the words to stay in int64: the terms of one vertex sum to below 4
+        (``hi``), and no vertex has ``2^32`` in-edges or more (``lo``). PageRank's terms
+        all together sum to about 1.
+
+        Parameters
+        ----------
+        terms : numpy.ndarray of float64
+            One non-negative term per local edge (aligned with ``dst_local``).
+
+        Returns
+        -------
+        numpy.ndarray of float64, shape (n_owned,)
+        """
+        starts, dests = self.edge_groups()
+        r = terms * 2.0**61
+        hi = r.astype(np.int64)  # truncation; exact, as r's integer part is a double
+        r -= hi
+        r *= 2.0**31
+        words = np.zeros((self.n_gather, 2), dtype=np.int64)
+        if starts.shape[0]:
+            words[dests, 0] = np.add.reduceat(hi, starts)
+            words[dests, 1] = np.add.reduceat(r.astype(np.int64), starts)
+        hi, lo = words[: self.n_owned, 0].copy(), words[: self.n_owned, 1].copy()
+        # One 16-byte item per mirror. The halo plans build their MPI types uncommitted, which
+        # a structured dtype needs; complex128 is predefined, and MPI moves its bytes as they are.
+        recv = self.gather_plan.reverse_gather(words.view(np.complex128).reshape(-1))
+        if recv.shape[0]:
+            got = recv.view(np.int64).reshape(-1, 2)
+            idx = self.gather_plan.layout.send_index
+            np.add.at(hi, idx, got[:, 0])
+            np.add.at(lo, idx, got[:, 1])
+        # T = hi * 2^31 + lo = top * 2^53 + low with top < 2^41 and low < 2^53: both exact doubles
+        hi += lo >> 31
+        lo &= _MASK31
+        top, low = hi >> 22, ((hi & _MASK22) << 31) | lo
+        return top.astype(np.float64) * 2.0**-39 + low.astype(np.float64) * 2.0**-92
 
     def gather_src_min(self, values: np.ndarray) -> np.ndarray:
         """Source mirrors -> masters: ``values[:n_owned]`` lowered, in place, to the minimum
@@ -404,23 +484,6 @@ def build_vertex_cut(
         raise
 
 
-def _dedupe(el: "EdgeList", comm: "MPI.Intracomm") -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
-    """Edges at their destination's directory rank, duplicates collapsed to the smallest
-    weight (as ``DistGraph`` stores them), and the directory block's in-degrees."""
-    from hpcdist.graph.distgraph import _validate, dedupe_edges
-    from hpcdist.graph.exchange import redistribute
-    from hpcdist.runtime.ranges import owned_range
-
-    _validate(comm, el)  # the engine's checks and messages (negative weights, ids out of range)
-    n, size = el.n_vertices, comm.Get_size()
-    bstart, bstop = owned_range(n, size, comm.Get_rank())
-    arrays = (el.src, el.dst) + ((el.weights,) if el.weights is not None else ())
-    moved = redistribute(comm, block_owner(el.dst, n, size), *arrays)
-    src, dst, w = dedupe_edges(moved[0], moved[1], moved[2] if el.weights is not None else None)
-    in_degree = np.bincount(dst - bstart, minlength=bstop - bstart).astype(np.int64)
-    return src, dst, w, in_degree
-
-
 def _build(comm: "MPI.Intracomm", el: "EdgeList", method: str, threshold: int) -> VertexCutGraph:
     import time
 
@@ -428,7 +491,7 @@ def _build(comm: "MPI.Intracomm", el: "EdgeList", method: str, threshold: int) -
     from hpcdist.graph.exchange import redistribute
     from hpcdist.graph.halo import HaloPlan, build_layout
     from hpcdist.graph.partition import compute_partition
-    from hpcdist.graph.vertexcut import _check, _place_distributed
+    from hpcdist.graph.vertexcut import _check, _dedupe_at_directory, _place_distributed
     from hpcdist.runtime.comm import MPI
 
     comm.Barrier()
@@ -436,7 +499,7 @@ def _build(comm: "MPI.Intracomm", el: "EdgeList", method: str, threshold: int) -
     rank, size = comm.Get_rank(), comm.Get_size()
     _check(comm, method, size, threshold)
     n = el.n_vertices
-    src, dst, w, in_degree = _dedupe(el, comm)
+    src, dst, w, in_degree = _dedupe_at_directory(el, comm, weights=True)
     weighted = w is not None
     edge_part = _place_distributed(comm, method, src, dst, in_degree, n, size, threshold)
     # Masters on hash owners: the "hash" vertex partition is exactly master_parts, and it
@@ -519,7 +582,8 @@ class VertexCutPageRank:
     iterations : int
     converged : bool
     sync_bytes : int
-        Bytes all ranks together send per superstep (one scatter plus one gather).
+        Bytes all ranks together send per superstep: one scatter of float64 values plus
+        one gather of :data:`FIXED_BYTES`-byte fixed-point partial sums.
     """
 
     values: np.ndarray
@@ -532,41 +596,15 @@ class VertexCutPageRank:
 def pagerank_vertex_cut(
     graph: VertexCutGraph, alpha: float = 0.85, max_iter: int = 100, tol: float = 1.0e-6
 ) -> VertexCutPageRank:
-    """PageRank by gather-apply-scatter, as ``networkx.pagerank`` (unweighted, uniform
+    """Unweighted PageRank by gather-apply-scatter, as ``networkx.pagerank`` (uniform
     personalization and dangling weights). Collective over ``graph.comm``.
 
-    Per superstep: masters publish ``x[u] / out_degree[u]`` (*scatter* to mirrors), every
-    part sums its in-edges into partial aggregates for the destinations it holds, the
-    mirrors' partials go to the masters (*gather*), and the masters *apply*
-    ``x = alpha * (y + dangling_mass / n) + (1 - alpha) / n``. Stops once the L1 change
-    is below ``n * tol``.
+    :func:`hpcdist.graph.gas_algorithms.pagerank_gas` with ``weighted=False``, its
+    result repackaged: the same bits on every rank count and every edge partitioner,
+    equal to the edge-cut :func:`hpcdist.graph.pagerank` to rounding.
     """
-    from hpcdist.runtime.comm import MPI
+    from hpcdist.graph.gas_algorithms import pagerank_gas
 
-    comm = graph.comm
-    with collective(comm):
-        if not 0.0 <= alpha <= 1.0:
-            raise InputError(f"pagerank: alpha must lie in [0, 1], got {alpha}")
-        if not tol > 0 or max_iter < 1:
-            raise InputError(f"pagerank: tol must be positive and max_iter at least 1, got {tol}, {max_iter}")
-    n, n_owned = graph.n_vertices, graph.n_owned
-    p = 1.0 / n
-    x = np.full(n_owned, p)
-    dangling = graph.out_degree == 0
-    inv_out = np.where(dangling, 0.0, 1.0 / np.maximum(graph.out_degree, 1))
-    contrib = np.zeros(graph.n_scatter)
-    converged, it = False, 0
-    for it in range(1, max_iter + 1):
-        np.multiply(x, inv_out, out=contrib[:n_owned])
-        graph.scatter(contrib)
-        partial = np.bincount(graph.dst_local, weights=contrib[graph.src_local], minlength=graph.n_gather)
-        y = graph.gather_sum(partial)
-        mass = comm.allreduce(float(x[dangling].sum()), op=MPI.SUM)
-        x_new = alpha * (y + mass * p) + (1.0 - alpha) * p
-        err = comm.allreduce(float(np.abs(x_new - x).sum()), op=MPI.SUM)
-        x = x_new
-        if err < n * tol:
-            converged = True
-            break
-    sync = int(comm.allreduce(graph.sync_bytes, op=MPI.SUM))
-    return VertexCutPageRank(x, graph.to_block_values(x), it, converged, sync)
+    r = pagerank_gas(graph, alpha=alpha, max_iter=max_iter, tol=tol, weighted=False)
+    return VertexCutPageRank(r.values, graph.to_block_values(r.values), r.iterations, r.converged,
+                             int(r.params["bytes_per_superstep"]))

@@ -11,21 +11,24 @@ Results equal the edge-cut algorithms' (and scipy's):
 
 * :func:`bfs_gas`: hop distance (int64, -1 unreached) and the parent (original id of
   the in-neighbour on the previous level with the smallest *input* id, the edge-cut
-  rule); top-down and frontier-driven: only the frontier's out-edges are walked (the
-  local edges grouped by source, :meth:`VertexCutGraph.local_out`), and the min of the
-  candidate parents is gathered.
+  rule); direction-optimizing: top-down levels walk only the frontier's out-edges (the
+  local edges grouped by source, :meth:`VertexCutGraph.local_out`), bottom-up levels
+  check the unreached destinations' in-edges against the frontier flags; either way
+  the min of the candidate parents is gathered.
 * :func:`connected_components_gas`: the smallest original id of each (weakly)
   connected component, by FastSV (as :mod:`hpcdist.graph.algorithms.cc`) on parent
   pointers named by input id; a pointer is routed to its master by its hash, so no
   table is needed. Both edge directions count: the grandparents are scattered to both
   kinds of mirror and the minima gathered back from both.
-* :func:`sssp_gas`: Bellman-Ford rounds from the vertices whose distance changed (with
-  ``delta``: only the lowest pending bucket of them, as delta-stepping orders its
-  work). The result is the fixed point of ``d[v] = min(d[v], d[u] + w)`` reached from
-  above, which is unique, so the distances are bit for bit Dijkstra's.
+* :func:`sssp_gas`: rounds that relax the vertices whose distance changed, the lowest
+  pending bucket ``floor(dist / delta)`` of them at a time, as delta-stepping orders its
+  work (``delta`` by default the edge-cut's ``auto_delta``). The result is the fixed
+  point of ``d[v] = min(d[v], d[u] + w)`` reached from above, which is unique, so the
+  distances are bit for bit Dijkstra's.
 * :func:`pagerank_gas`: PageRank (networkx semantics, weighted when the graph is); the
-  in-edge sums of a vertex are split over parts, so it agrees with the edge-cut run to
-  rounding (about 1e-15 per value), not bit for bit.
+  in-edge sums of a vertex are split over parts and are added exactly in fixed point,
+  so the values are the same bits on every rank count and edge partitioner; they
+  agree with the edge-cut run (floating-point sums) to rounding, not bit for bit.
 
 All return a :class:`VertexCutResult`: a :class:`~hpcdist.graph.results.VertexResult`
 whose ``graph`` is the vertex-cut graph, so ``block_values()``, ``gather_arrays()``,
@@ -58,6 +61,20 @@ class VertexCutResult(VertexResult):
     with the edge partitioner and its replication factor in the attributes."""
 
     def attributes(self, setup_seconds: float | None = None) -> dict[str, Any]:
+        """The HDF5 attributes of :meth:`VertexResult.attributes` plus the edge partition's.
+
+        Parameters
+        ----------
+        setup_seconds : float, optional
+            Read-and-partition time (default: the graph's build time).
+
+        Returns
+        -------
+        dict
+            The run's attributes (algorithm, sizes, ranks, timings, scalar params) with
+            ``partitioner`` the edge partitioner, plus ``replication_factor``
+            (``(masters + mirrors) / n``) and, for ``hybrid``, ``hybrid_threshold``.
+        """
         attrs = super().attributes(setup_seconds)
         g = self.graph
         attrs["partitioner"] = g.method
@@ -100,6 +117,17 @@ class _Steps:
         self.reduce_s += time.perf_counter() - t
         return out
 
+    def sums(self, arrays: list[np.ndarray]) -> list[float]:
+        """Reproducible global sums of ``arrays`` (:func:`hpcdist.graph.reduce.reproducible_sums`:
+        the same bits on every rank count), timed as reduce time."""
+        from hpcdist.graph.reduce import reproducible_sums
+        from hpcdist.kernels import numpy_ref
+
+        t = time.perf_counter()
+        out, _ = reproducible_sums(self.comm, arrays, numpy_ref)
+        self.reduce_s += time.perf_counter() - t
+        return out
+
     def begin(self) -> None:
         self.t0 = time.perf_counter()
         self.exchange_s = 0.0
@@ -126,6 +154,15 @@ def _sync_bytes(graph: "VertexCutGraph", itemsize: int, scatter: bool = True, ga
     """Bytes this rank sends in one scatter and/or gather of ``itemsize``-byte values."""
     n = (graph.scatter_plan.layout.n_send if scatter else 0) + (graph.gather_plan.layout.n_ghost if gather else 0)
     return n * itemsize if graph.size > 1 else 0
+
+
+def _alltoall_bytes(graph: "VertexCutGraph", dest: np.ndarray, itemsize: int) -> int:
+    """Bytes this rank sends in one :func:`hpcdist.graph.exchange.redistribute` of
+    ``itemsize``-byte items to ranks ``dest``: the items for other ranks and the int64
+    counts it sends them first."""
+    if graph.size == 1:
+        return 0
+    return itemsize * int(np.count_nonzero(dest != graph.rank)) + 8 * (graph.size - 1)
 
 
 def _edges_of(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -156,14 +193,38 @@ def _combine_min(graph: "VertexCutGraph", cand: np.ndarray, empty) -> np.ndarray
 # BFS
 
 
-def bfs_gas(graph: "VertexCutGraph", source: int, *, progress: bool = False) -> VertexCutResult:
-    """Breadth-first search from ``source`` (original id) along the edges' direction.
+def bfs_gas(graph: "VertexCutGraph", source: int, *, direction: str = "auto", alpha: float | None = None,
+            beta: float | None = None, progress: bool = False) -> VertexCutResult:
+    """Breadth-first search from ``source`` (original id) along the edges' direction,
+    direction-optimizing as the edge-cut :func:`hpcdist.graph.algorithms.bfs.bfs`.
 
-    Collective over ``graph.comm``. One superstep per level: the masters of the frontier
-    flag themselves, the flags are scattered to the source mirrors, every part walks
-    its frontier vertices' local out-edges and keeps, per destination, the smallest
-    input id among the frontier sources; the mirrors' candidates are min-gathered, and
-    the unreached masters with a candidate join the next level with it as parent.
+    Collective over ``graph.comm``. One superstep per level; the masters of the frontier
+    flag themselves and the flags are scattered to the source mirrors. Then
+
+    * **top-down**: every part walks its frontier vertices' local out-edges
+      (:meth:`VertexCutGraph.local_out`) and keeps, per destination, the smallest input
+      id among the frontier sources;
+    * **bottom-up**: the masters' reached flags are scattered to the destination mirrors
+      too, and every part checks the in-edges of its still-unreached destinations
+      against the frontier flags (the edges of reached destinations are dropped for good,
+      so later bottom-up levels look at fewer), keeping the same per-destination minimum.
+
+    Either way the mirrors' candidates are min-gathered, and the unreached masters with
+    a candidate join the next level with it as parent: the parent is the in-neighbour on
+    the previous level with the smallest input id in both directions, so the distances
+    and parents do not depend on the direction (nor on the rank count or partitioner).
+    ``auto`` switches with Beamer's rule on global counts, the edge-cut's: bottom-up when
+    the frontier's out-edges exceed the unreached vertices' in-edges / ``alpha`` (and
+    the frontier grows), back top-down when the frontier shrinks below ``n / beta``.
+
+    Parameters
+    ----------
+    graph : VertexCutGraph
+    source : int
+    direction : {"auto", "top-down", "bottom-up"}
+    alpha, beta : float, optional
+        Beamer's thresholds (default: the edge-cut's ``ALPHA``, ``BETA``).
+    progress : bool
 
     Returns
     -------
@@ -171,17 +232,27 @@ def bfs_gas(graph: "VertexCutGraph", source: int, *, progress: bool = False) -> 
         As :func:`hpcdist.graph.algorithms.bfs.bfs`: ``values`` the hop distance (int64,
         -1 unreached), ``extras["parent"]`` the original id of the parent (the
         in-neighbour on the previous level with the smallest input id; -1 for the root
-        and the unreached). ``params``: ``source``, ``levels``, ``reached``,
-        ``edges_traversed``, ``edges_examined``, ``teps``, ``directions`` (all ``T``).
+        and the unreached). ``params``: ``source``, ``direction``, ``levels``,
+        ``reached``, ``edges_traversed``, ``edges_examined``, ``teps``, ``directions``
+        (``T``/``B`` per level).
     """
+    from hpcdist.graph.algorithms.bfs import ALPHA, BETA
     from hpcdist.runtime.comm import MPI
 
     g = graph
+    with collective(g.comm):
+        if direction not in ("auto", "top-down", "bottom-up"):
+            raise InputError(f"bfs: direction must be auto, top-down or bottom-up, got {direction!r}")
+    alpha = ALPHA if alpha is None else float(alpha)
+    beta = BETA if beta is None else float(beta)
     no = g.n_owned
     src_local = g.locate(source, "bfs: source vertex")
     keys = g.scatter_input_ids()
     indptr, out_dst, _ = g.local_out()
+    in_deg = g.derived("in_degree", lambda: np.rint(g.gather_sum(
+        np.bincount(g.dst_local, minlength=g.n_gather).astype(np.float64))).astype(np.int64))
     flag = np.zeros(g.n_scatter, dtype=np.uint8)
+    seen = np.zeros(g.n_gather, dtype=np.uint8)  # bottom-up: reached, at masters and destination mirrors
     cand = np.full(g.n_gather, _NONE, dtype=np.int64)
     dist = np.full(no, -1, dtype=np.int64)
     parent = np.full(no, -1, dtype=np.int64)  # input id of the parent
@@ -189,19 +260,36 @@ def bfs_gas(graph: "VertexCutGraph", source: int, *, progress: bool = False) -> 
     if src_local >= 0:
         dist[src_local] = 0
         frontier = np.array([src_local], dtype=np.int64)
-    out_edges = int(g.comm.allreduce(int(g.out_degree[frontier].sum()), op=MPI.SUM))
+    first = g.comm.allreduce(np.array([int(g.out_degree[frontier].sum()), int(in_deg[frontier].sum())],
+                                      dtype=np.int64), op=MPI.SUM)
+    out_edges = int(first[0])
+    n_f, m_u = 1, int(g.n_edges - first[1])
+    todo = np.arange(g.dst_local.shape[0], dtype=np.int64)  # bottom-up: edges whose destination is unreached
     steps = _Steps(g, "bfs", progress)
-    per_step = _sync_bytes(g, 1, scatter=True, gather=False) + _sync_bytes(g, 8, scatter=False, gather=True)
+    top_down_bytes = _sync_bytes(g, 1, scatter=True, gather=False) + _sync_bytes(g, 8, scatter=False, gather=True)
+    bottom_up_bytes = top_down_bytes + (g.gather_plan.layout.n_send if g.size > 1 else 0)
+    mode = "B" if direction == "bottom-up" else "T"
+    modes: list[str] = []
     level, reached, examined = 0, 1, 0
     converged = False
     while True:
         steps.begin()
         flag[:no][frontier] = 1
         steps.exchange(g.scatter, flag)
-        active = np.concatenate([frontier, no + np.flatnonzero(flag[no:])])
-        pos, rows = _edges_of(indptr, active)
-        d = out_dst[pos]
-        np.minimum.at(cand, d, keys[rows])
+        if mode == "T":
+            active = np.concatenate([frontier, no + np.flatnonzero(flag[no:])])
+            pos, rows = _edges_of(indptr, active)
+            d = out_dst[pos]
+            np.minimum.at(cand, d, keys[rows])
+            looked = pos.shape[0]
+        else:
+            seen[:no] = dist >= 0
+            steps.exchange(g.scatter_dst, seen)
+            todo = todo[seen[g.dst_local[todo]] == 0]
+            hit = todo[flag[g.src_local[todo]] == 1]
+            d = g.dst_local[hit]
+            np.minimum.at(cand, d, keys[g.src_local[hit]])
+            looked = todo.shape[0]
         remote = steps.exchange(_combine_min, g, cand, _NONE)
         touched = np.unique(np.concatenate([d[d < no], remote]))
         new = touched[(dist[touched] < 0) & (cand[touched] != _NONE)]
@@ -211,25 +299,35 @@ def bfs_gas(graph: "VertexCutGraph", source: int, *, progress: bool = False) -> 
         cand[touched] = _NONE
         flag[:no][frontier] = 0
         frontier = new
-        counts = steps.reduce(np.array([new.shape[0], int(g.out_degree[new].sum()), pos.shape[0], per_step],
-                                       dtype=np.int64))
-        n_f = int(counts[0])
-        reached += n_f
+        counts = steps.reduce(np.array([new.shape[0], int(g.out_degree[new].sum()), looked,
+                                        top_down_bytes if mode == "T" else bottom_up_bytes,
+                                        int(in_deg[new].sum())], dtype=np.int64))
+        modes.append(mode)
+        new_n_f = int(counts[0])
+        reached += new_n_f
         out_edges += int(counts[1])
         examined += int(counts[2])
         level += 1
-        steps.end(level - 1, int(counts[3]), n_f)
-        if n_f == 0:
+        steps.end(level - 1, int(counts[3]), new_n_f)
+        if new_n_f == 0:
             converged = True
             break
+        m_f, m_u = int(counts[1]), m_u - int(counts[4])
+        if direction == "auto":
+            # Beamer's rule, as the edge-cut BFS applies it
+            if mode == "T":
+                mode = "B" if m_f > m_u / alpha and new_n_f > n_f else "T"
+            else:
+                mode = "T" if new_n_f < g.n_vertices / beta and new_n_f < n_f else "B"
+        n_f = new_n_f
     run = steps.finish(converged)
     edges = out_edges if g.directed else out_edges // 2
     return VertexCutResult(
         graph=g, values=dist, algorithm="bfs", iterations=run.supersteps, converged=run.converged,
         seconds=run.seconds, run=run,
-        params={"source": int(source), "backend": "numpy", "direction": "top-down", "levels": level,
+        params={"source": int(source), "backend": "numpy", "direction": direction, "levels": level,
                 "reached": reached, "edges_traversed": edges, "edges_examined": examined,
-                "teps": edges / run.seconds if run.seconds > 0 else 0.0, "directions": "T" * level,
+                "teps": edges / run.seconds if run.seconds > 0 else 0.0, "directions": "".join(modes),
                 "replication_factor": float(g.replication_factor)},
         extras={"parent": g.input_to_original(parent)},
     )
@@ -336,7 +434,9 @@ def connected_components_gas(graph: "VertexCutGraph", *, max_iter: int | None = 
     gd = np.empty(g.n_gather, dtype=np.int64)
     s, t = g.src_local, g.dst_local
     limit = g.n_vertices + 1 if max_iter is None else int(max_iter)
-    per_step = 2 * _sync_bytes(g, 8)
+    # scatter + scatter_dst, then gather_src_min + gather_min: every plan both ways
+    sc, ga = g.scatter_plan.layout, g.gather_plan.layout
+    halo_bytes = 8 * (sc.n_send + ga.n_send + sc.n_ghost + ga.n_ghost) if g.size > 1 else 0
     steps = _Steps(g, "cc", progress)
     converged = False
     for step in range(limit):
@@ -349,6 +449,7 @@ def connected_components_gas(graph: "VertexCutGraph", *, max_iter: int | None = 
         got = np.empty(uniq.shape[0], dtype=np.int64)
         got[np.argsort(owners, kind="stable")] = ans
         gf = got[inv]
+        sent = halo_bytes + _alltoall_bytes(g, owners, 16) + _alltoall_bytes(g, who, 8)
         gs[:no] = gf
         gd[:no] = gf
         steps.exchange(g.scatter, gs)
@@ -361,13 +462,15 @@ def connected_components_gas(graph: "VertexCutGraph", *, max_iter: int | None = 
         new = f.copy()
         hook = np.flatnonzero(mngf < gf)
         target = f[hook]
-        tt, tv = steps.exchange(redistribute, g.comm, g.master_rank(target), target, mngf[hook])
+        hook_to = g.master_rank(target)
+        sent += _alltoall_bytes(g, hook_to, 16)
+        tt, tv = steps.exchange(redistribute, g.comm, hook_to, target, mngf[hook])
         np.minimum.at(new, g.master_local(tt), tv)
         np.minimum(new, mngf, out=new)
         np.minimum(new, gf, out=new)
         changed = int(np.count_nonzero(new != f))
         f = new
-        counts = steps.reduce(np.array([changed, per_step], dtype=np.int64))
+        counts = steps.reduce(np.array([changed, sent], dtype=np.int64))
         steps.end(step, int(counts[1]), int(counts[0]))
         if counts[0] == 0:
             converged = True
@@ -410,12 +513,11 @@ def sssp_gas(graph: "VertexCutGraph", source: int, *, delta: float | None = None
     Collective over ``graph.comm``. One superstep: the masters publish the distance of
     the vertices to relax (``inf`` for the rest), scattered to the source mirrors; each
     part relaxes the published vertices' local out-edges into per-destination minima,
-    which are min-gathered; a master whose distance drops is relaxed again later.
-    Without ``delta`` every changed vertex is relaxed at once (Bellman-Ford rounds, the
-    fewest supersteps); with ``delta`` only those in the lowest pending bucket
-    ``floor(dist / delta)`` (fewer repeated relaxations, more supersteps). Either way
-    the distances are bit for bit those of Dijkstra (scipy) and of
-    :func:`hpcdist.graph.algorithms.sssp.sssp`.
+    which are min-gathered; a master whose distance drops is relaxed again later. Only
+    the pending vertices in the lowest bucket ``floor(dist / delta)`` are relaxed in a
+    superstep (delta-stepping's order: a wider bucket means fewer supersteps and more
+    repeated relaxations). Whatever ``delta``, the distances are bit for bit those of
+    Dijkstra (scipy) and of :func:`hpcdist.graph.algorithms.sssp.sssp`.
 
     Parameters
     ----------
@@ -423,7 +525,9 @@ def sssp_gas(graph: "VertexCutGraph", source: int, *, delta: float | None = None
         Weights finite and non-negative (refused by the builders otherwise).
     source : int
     delta : float, optional
-        Bucket width; None: no buckets.
+        Bucket width; None: :func:`hpcdist.graph.algorithms.sssp.auto_delta`
+        (``4 * mean weight / mean out-degree``, the edge-cut default, the same bits on
+        any rank count and partition).
     weighted : bool, optional
         Use the edge weights (default: when the graph has them), else 1.0 each.
 
@@ -431,7 +535,7 @@ def sssp_gas(graph: "VertexCutGraph", source: int, *, delta: float | None = None
     -------
     VertexCutResult
         ``values``: distance (float64, ``inf`` unreachable). ``params``: ``source``,
-        ``delta`` (when given), ``weighted``, ``reached``, ``rounds``, ``edges_relaxed``.
+        ``delta`` (the width used), ``weighted``, ``reached``, ``rounds``, ``edges_relaxed``.
     """
     from hpcdist.runtime.comm import MPI
 
@@ -445,6 +549,15 @@ def sssp_gas(graph: "VertexCutGraph", source: int, *, delta: float | None = None
     indptr, out_dst, out_w = g.local_out()
     if not use_weights or out_w is None:
         out_w = np.ones(out_dst.shape[0])
+    if delta is None:
+        from hpcdist.graph.algorithms.sssp import auto_delta
+        from hpcdist.kernels import numpy_ref
+
+        # each edge is on one part, so g.weights are the stored edges, as edge-cut's in_weights;
+        # auto_delta reads only comm, n_edges and n_vertices, which a VertexCutGraph has
+        weights = g.weights if use_weights else None
+        delta = g.derived(("auto_delta", use_weights),
+                          lambda: auto_delta(g, weights, numpy_ref))  # type: ignore[arg-type]
     dist = np.full(no, np.inf)
     pending = np.zeros(no, dtype=bool)
     if src_local >= 0:
@@ -459,10 +572,9 @@ def sssp_gas(graph: "VertexCutGraph", source: int, *, delta: float | None = None
     while n_pending:
         steps.begin()
         sel = np.flatnonzero(pending)
-        if delta is not None:
-            bucket = np.floor(dist[sel] / delta)
-            lowest = steps.reduce(np.array([bucket.min(initial=np.inf)]), MPI.MIN)[0]
-            sel = sel[bucket == lowest]
+        bucket = np.floor(dist[sel] / delta)
+        lowest = steps.reduce(np.array([bucket.min(initial=np.inf)]), MPI.MIN)[0]
+        sel = sel[bucket == lowest]
         pending[sel] = False
         pub[sel] = dist[sel]
         steps.exchange(g.scatter, pub)
@@ -489,7 +601,7 @@ def sssp_gas(graph: "VertexCutGraph", source: int, *, delta: float | None = None
     return VertexCutResult(
         graph=g, values=dist, algorithm="sssp", iterations=run.supersteps, converged=True,
         seconds=run.seconds, run=run,
-        params={"source": int(source), **({} if delta is None else {"delta": float(delta)}),
+        params={"source": int(source), "delta": float(delta),
                 "weighted": use_weights, "backend": "numpy", "reached": reached, "rounds": run.supersteps,
                 "edges_relaxed": relaxed, "replication_factor": float(g.replication_factor)},
     )
@@ -508,14 +620,29 @@ def pagerank_gas(graph: "VertexCutGraph", alpha: float = 0.85, max_iter: int = 1
     ``w * contribution`` over its in-edges per destination, the partials are added at
     the masters (gather) and the masters apply
     ``x = alpha * (y + dangling_mass / n) + (1 - alpha) / n``. Stops once the L1 change
-    is below ``n * tol``. Agrees with the edge-cut :func:`hpcdist.graph.pagerank` to
-    rounding: each vertex's sum is split over the parts holding its in-edges.
+    is below ``n * tol``.
+
+    **Bit-identical across rank counts and edge partitioners** (``vertex-cut``, ``dbh``,
+    ``hybrid`` give the same bits at 1, 2, 3, ... ranks): a vertex's in-edge sum is split
+    over the parts holding its in-edges, so it is summed exactly in fixed point
+    (:meth:`~hpcdist.graph.gas.VertexCutGraph.gather_fixed_sum`: each edge term cut into
+    two integer limbs, the partials gathered as two int64 words) and rounded once; the
+    L1 change and the next superstep's dangling mass are one reproducible sum
+    (:func:`hpcdist.graph.reduce.reproducible_sums`: two small allreduces, as many as
+    plain sums took). Against the edge-cut :func:`hpcdist.graph.pagerank`, which sums
+    each vertex's in-edges in floating point, the values agree **to rounding only**
+    (about 1e-16 relative per superstep), not bit for bit. The price: a gather moves 16
+    bytes per destination mirror instead of 8 (``params["bytes_per_superstep"]``).
 
     Returns
     -------
     VertexCutResult
-        ``params``: ``alpha``, ``tol``, ``max_iter``, ``weighted``, ``final_error``.
+        ``params``: ``alpha``, ``tol``, ``max_iter``, ``weighted``, ``final_error``,
+        ``bytes_per_superstep`` (all ranks, one scatter and one gather).
     """
+    from hpcdist.graph.gas import FIXED_BYTES
+    from hpcdist.graph.reduce import reproducible_sums
+    from hpcdist.kernels import numpy_ref
     from hpcdist.runtime.comm import MPI
 
     g = graph
@@ -534,23 +661,25 @@ def pagerank_gas(graph: "VertexCutGraph", alpha: float = 0.85, max_iter: int = 1
     nz = out_w != 0
     inv_out = np.zeros(no)
     inv_out[nz] = 1.0 / out_w[nz]
-    dangling = ~nz
+    dangling = np.flatnonzero(~nz)
     edge_w = g.weights if use_weights else None
     x = np.full(no, p)
     contrib = np.zeros(g.n_scatter)
-    per_step = int(comm.allreduce(_sync_bytes(g, 8), op=MPI.SUM))
+    per_step = int(comm.allreduce(_sync_bytes(g, 8, gather=False) + _sync_bytes(g, FIXED_BYTES, scatter=False),
+                                  op=MPI.SUM))
     steps = _Steps(g, "pagerank", progress)
+    (mass,), _ = reproducible_sums(comm, [x[dangling]], numpy_ref)
     converged, err = False, float("inf")
     for step in range(max_iter):
         steps.begin()
         np.multiply(x, inv_out, out=contrib[:no])
         steps.exchange(g.scatter, contrib)
+        # each term is at most x[u] <= 1, and all of them sum to about 1 (gather_fixed_sum's bounds)
         terms = contrib[g.src_local] if edge_w is None else contrib[g.src_local] * edge_w
-        partial = np.bincount(g.dst_local, weights=terms, minlength=g.n_gather)
-        y = steps.exchange(g.gather_sum, partial)
-        mass = steps.reduce(np.array([float(x[dangling].sum())]))[0]
+        y = steps.exchange(g.gather_fixed_sum, terms)
         x_new = alpha * (y + mass * p) + (1.0 - alpha) * p
-        err = float(steps.reduce(np.array([float(np.abs(x_new - x).sum())]))[0])
+        # the change and the next dangling mass as reproducible sums: the same bits on any rank count
+        err, mass = steps.sums([np.abs(x_new - x), x_new[dangling]])
         x = x_new
         steps.end(step, per_step, n)
         if err < n * tol:
@@ -561,5 +690,6 @@ def pagerank_gas(graph: "VertexCutGraph", alpha: float = 0.85, max_iter: int = 1
         graph=g, values=x, algorithm="pagerank", iterations=run.supersteps, converged=converged,
         seconds=run.seconds, run=run,
         params={"alpha": float(alpha), "tol": float(tol), "max_iter": int(max_iter), "backend": "numpy",
-                "weighted": use_weights, "final_error": err, "replication_factor": float(g.replication_factor)},
+                "weighted": use_weights, "final_error": err, "replication_factor": float(g.replication_factor),
+                "bytes_per_superstep": per_step},
     )

@@ -401,9 +401,33 @@ def _check(comm: "MPI.Intracomm", method: str, parts: int, threshold: int) -> No
             raise InputError(f"--hybrid-threshold must be at least 0, got {threshold}")
 
 
-def _dedupe_at_directory(el: "EdgeList", comm: "MPI.Intracomm") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _dedupe_at_directory(
+    el: "EdgeList", comm: "MPI.Intracomm", weights: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
     """Edges at their destination's directory rank, duplicates collapsed (as the graph
-    engine stores them), and the in-degree of the directory block's vertices."""
+    engine stores them), and the in-degree of the directory block's vertices.
+
+    Collective over ``comm``. Checks the edge list first (the engine's messages:
+    negative weights, ids out of range).
+
+    Parameters
+    ----------
+    el : EdgeList
+        This rank's share of the edges.
+    comm : mpi4py.MPI.Intracomm
+    weights : bool
+        Also move the edge weights (when ``el`` has them); duplicates keep the smallest,
+        as ``DistGraph`` does.
+
+    Returns
+    -------
+    src, dst : numpy.ndarray of int64
+        Input ids, sorted by (dst, src), one edge per pair.
+    w : numpy.ndarray of float64 or None
+        The weight of each edge; None unless ``weights`` and ``el`` is weighted.
+    in_degree : numpy.ndarray of int64
+        In-degree of each vertex of this rank's directory block.
+    """
     from hpcdist.graph.distgraph import _validate, dedupe_edges
     from hpcdist.graph.exchange import redistribute
     from hpcdist.runtime.ranges import owned_range
@@ -412,10 +436,11 @@ def _dedupe_at_directory(el: "EdgeList", comm: "MPI.Intracomm") -> tuple[np.ndar
     rank, size = comm.Get_rank(), comm.Get_size()
     n = el.n_vertices
     bstart, bstop = owned_range(n, size, rank)
-    src, dst = redistribute(comm, block_owner(el.dst, n, size), el.src, el.dst)
-    src, dst, _ = dedupe_edges(src, dst, None)
+    with_w = weights and el.weights is not None
+    moved = redistribute(comm, block_owner(el.dst, n, size), el.src, el.dst, *((el.weights,) if with_w else ()))
+    src, dst, w = dedupe_edges(moved[0], moved[1], moved[2] if with_w else None)
     in_degree = np.bincount(dst - bstart, minlength=bstop - bstart).astype(np.int64)
-    return src, dst, in_degree
+    return src, dst, w, in_degree
 
 
 def _place_distributed(
@@ -474,7 +499,7 @@ def evaluate_edge_partition(
     """
     method = (method or "").lower()
     _check(comm, method, parts, threshold)
-    src, dst, in_degree = _dedupe_at_directory(edgelist, comm)
+    src, dst, _, in_degree = _dedupe_at_directory(edgelist, comm)
     n = edgelist.n_vertices
     edge_part = _place_distributed(comm, method, src, dst, in_degree, n, parts, threshold)
     return edge_partition_quality(

@@ -84,6 +84,25 @@ def test_real_graph_bfs_and_sssp_equal_block(tmp_path):
             assert np.array_equal(d[key], ref[key]) and d[key].dtype == ref[key].dtype, (algorithm, key)
 
 
+@pytest.mark.timeout(120)
+def test_bfs_directions_and_sssp_auto_delta(tmp_path, block_outputs):
+    """--direction bottom-up and top-down run on an edge partition too, with the block
+    partitioner's distances and parents; sssp without --delta prints the automatic width
+    (4 x mean weight / mean degree), the same as the block run's."""
+    for direction in ("bottom-up", "top-down"):
+        (d, a), text = run(tmp_path, 2, "bfs", SPEC, "dbh", "--source", "1", "--direction", direction)
+        ref = block_outputs["bfs"][0]
+        for key in ref:
+            assert np.array_equal(d[key], ref[key]), (direction, key)
+        letter = direction[0].upper()
+        assert a["directions"] == letter * a["levels"], a["directions"]
+    (d, a), text = run(tmp_path, 2, "sssp", SPEC, "vertex-cut", "--source", "1", "--weights")
+    ref, ref_a = block_outputs["sssp"]
+    assert np.array_equal(d["result"], ref["result"])
+    assert a["delta"] == ref_a["delta"] and a["weighted"], (a["delta"], ref_a["delta"])
+    assert f"buckets of width {a['delta']:.6g} (weighted)" in text, text
+
+
 @pytest.mark.timeout(90)
 def test_metrics_and_roots(tmp_path):
     metrics = tmp_path / "m.json"
@@ -101,8 +120,8 @@ def test_metrics_and_roots(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (("bfs", "--source", "0", "--partitioner", "vertex-cut", "--direction", "bottom-up"),
-         "--direction bottom-up does not apply to --partitioner vertex-cut"),
+        (("bfs", "--source", "0", "--partitioner", "vertex-cut", "--direction", "sideways"),
+         "unknown direction 'sideways'"),
         (("cc", "--partitioner", "hybrid", "--checkpoint-dir", "CKPT"),
          "--checkpoint-dir does not apply to --partitioner hybrid"),
         (("pagerank", "--partitioner", "dbh", "--checkpoint-dir", "CKPT", "--resume"),
@@ -123,3 +142,13 @@ def test_refused_options_one_message_exit_2_everywhere(tmp_path, ranks, args, me
     assert rc == 2, text
     assert text.count("hpcdist: error:") == 1 and message in text, text
     assert "Traceback" not in text
+
+
+@pytest.mark.timeout(150)
+def test_pagerank_same_bits_on_every_rank_count_and_edge_partitioner(tmp_path):
+    """The reviewer's case: rmat:10 at 1 and 3 ranks differed in the last bits (split
+    in-edge sums, plain allreduces); now vertex-cut, dbh and hybrid agree bit for bit."""
+    outputs = [run(tmp_path, ranks, "pagerank", "rmat:10", part, "--tol", "1e-10")[0][0]["result"]
+               for ranks, part in ((1, "vertex-cut"), (3, "vertex-cut"), (3, "hybrid"), (2, "dbh"))]
+    for other in outputs[1:]:
+        assert np.array_equal(other.view(np.int64), outputs[0].view(np.int64))
