@@ -19,7 +19,9 @@ import argparse
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
+from hpcdist.cli import rebalancing
 from hpcdist.cli.checkpointing import add_checkpoint_arguments, checkpointing, checkpoint_summary, validate
+from hpcdist.cli.exchange_option import add_arguments as add_exchange_arguments, exchange_keyword
 from hpcdist.graph.partition import EDGE_METHODS, METHODS
 from hpcdist.runtime.errors import InputError, collective
 
@@ -51,9 +53,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto", metavar="{numpy,numba,auto}", help="local compute kernels (default auto)")
     p.add_argument("--undirected", action="store_true", help="add both directions of every edge")
     p.add_argument("--progress", action="store_true", help="progress bar on rank 0")
+    add_exchange_arguments(p)
+    p.add_argument("--status-dir", metavar="DIR",
+                   help="keep DIR/status.json current during the run, for `hpcdist status DIR` (docs/metrics.md)")
     p.add_argument("--metrics", metavar="FILE.json[l]",
                    help="write per-superstep metrics and findings (format: docs/metrics.md)")
     add_checkpoint_arguments(p)
+    rebalancing.add_arguments(p)
 
 
 def _pagerank_arguments(p: argparse.ArgumentParser) -> None:
@@ -137,6 +143,8 @@ def _check_common(args: argparse.Namespace) -> None:
     if args.backend.lower() not in ("numpy", "numba", "auto"):
         raise InputError(f"unknown backend {args.backend!r}; choose one of numpy, numba, auto")
     validate(args)
+    rebalancing.validate(args)
+    exchange_keyword(args)
     if args.metrics:
         from hpcdist.metrics import check_metrics_path
 
@@ -169,6 +177,11 @@ def _check_edge_partition(args: argparse.Namespace, refused: list[tuple[str, boo
             raise InputError(f"{option} does not apply to --partitioner {part}: runs on an edge partition "
                              "(gather-apply-scatter) have no checkpoints; use a vertex partitioner "
                              f"({', '.join(VERTEX_PARTITIONERS)})")
+    engine_only = [("--status-dir", bool(args.status_dir)), ("--exchange", str(args.exchange).lower() != "auto")]
+    for option, given in engine_only:
+        if given:
+            raise InputError(f"{option} does not apply to --partitioner {part}: it belongs to the BSP engine of "
+                             f"vertex partitions ({', '.join(VERTEX_PARTITIONERS)})")
     if args.backend.lower() == "numba":
         raise InputError(f"--backend numba does not apply to --partitioner {part}: gather-apply-scatter runs "
                          "compute with numpy (use --backend auto or numpy)")
@@ -250,7 +263,25 @@ def _run_algorithm(
             try:
                 with checkpointing(args, graph, name, identity or {}) as (hook, resume):
                     # An injected slow rank (HPCDIST_SLOW) wraps the hook; unset, the hook is unchanged.
-                    result = call(graph, ctx.backend, slow_hook(comm, inner=hook), resume)
+                    on_superstep = slow_hook(comm, inner=hook)
+                    status = None
+                    if args.status_dir:
+                        from hpcdist.metrics import superstep_status_hook
+
+                        max_iter = getattr(args, "max_iter", None)
+                        total = int(max_iter) if max_iter is not None and str(max_iter).isdigit() else None
+                        status = on_superstep = superstep_status_hook(comm, args.status_dir, name, total=total,
+                                                                      inner=on_superstep)
+                    try:
+                        # --rebalance: its hook is outermost, so an injected slowdown is inside what it measures.
+                        result = rebalancing.run(args, graph, lambda h, r: call(graph, ctx.backend, h, r),
+                                                 on_superstep, resume)
+                    except BaseException:
+                        if status is not None:
+                            status.finish("failed")
+                        raise
+                    if status is not None:
+                        status.finish(done=result.iterations)
             except Preempted as stop:
                 echo(comm, f"{name}: {stop}")
                 return stop.exit_code
@@ -267,6 +298,8 @@ def _run_algorithm(
             saved = checkpoint_summary(hook, result.seconds) if hook is not None else None
             if saved:
                 echo(comm, saved)
+            for line in rebalancing.summary_lines(result):
+                echo(comm, line)
             for line in extra:
                 echo(comm, line)
             if args.output:
@@ -336,7 +369,7 @@ def _run_pagerank(args: argparse.Namespace) -> int:
 
     def call(graph, backend, on_superstep, resume):
         return pagerank(graph, alpha=alpha, tol=tol, max_iter=max_iter, backend=backend, progress=args.progress,
-                        on_superstep=on_superstep, resume=resume)
+                        on_superstep=on_superstep, resume=resume, **exchange_keyword(args))
 
     def report(comm, graph, result) -> list[str]:
         best = result.top(top) if top > 0 else []
@@ -375,7 +408,7 @@ def _run_bfs(args: argparse.Namespace) -> int:
     def call(graph, backend, on_superstep, resume):
         def one(root):
             return bfs(graph, root, direction=args.direction, backend=backend, progress=args.progress,
-                       on_superstep=on_superstep, resume=resume)
+                       on_superstep=on_superstep, resume=resume, **exchange_keyword(args))
 
         return searches(graph, one, validate_bfs)
 
@@ -433,7 +466,7 @@ def _run_cc(args: argparse.Namespace) -> int:
 
     def call(graph, backend, on_superstep, resume):
         return connected_components(graph, backend=backend, progress=args.progress, on_superstep=on_superstep,
-                                    resume=resume)
+                                    resume=resume, **exchange_keyword(args))
 
     def report(comm, graph, result) -> list[str]:
         p = result.params
@@ -469,7 +502,7 @@ def _run_sssp(args: argparse.Namespace) -> int:
 
     def call(graph, backend, on_superstep, resume):
         return sssp(graph, source, delta=delta, backend=backend, progress=args.progress, on_superstep=on_superstep,
-                    resume=resume)
+                    resume=resume, **exchange_keyword(args))
 
     def vc_call(graph):
         from hpcdist.graph.gas_algorithms import sssp_gas

@@ -39,6 +39,7 @@ log = get_logger(__name__)
 _UNSET: Any = object()
 _PENDING = cf._base.PENDING
 _FINISHED = cf._base.FINISHED
+_DONE_STATES = frozenset((cf._base.CANCELLED, cf._base.CANCELLED_AND_NOTIFIED, _FINISHED))
 
 
 class TaskFuture(cf.Future):
@@ -88,11 +89,18 @@ class TaskFuture(cf.Future):
         info = self._farm.task(self.id)
         return info.status if info is not None else None
 
+    def done(self) -> bool:
+        # Without the condition's lock (cf.Future.done takes it): the waiting loop asks
+        # this on every turn, and one attribute read is atomic under the GIL.
+        return self._state in _DONE_STATES
+
     def result(self, timeout: float | None = None) -> Any:
         if self._state == _FINISHED and self._exception is None:
             return self._result  # set before the state (cf.Future.set_result): no lock needed to read
-        if not self.done():
+        if self._state not in _DONE_STATES:
             self._farm._wait_for(self, timeout)
+            if self._state == _FINISHED and self._exception is None:
+                return self._result
         return super().result(timeout=0 if timeout is not None else None)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
@@ -216,6 +224,8 @@ class Farm(ModelFarmMixin, cf.Executor):
         #: Tasks (and map items) answered from the journal without running, on this farm.
         self.skipped = 0
         self._item_seconds: dict[str, float] = {}  # map: seconds per item of each function (EWMA)
+        self._last_fn: Any = None  # the function submit() saw last, and its name (function_name)
+        self._last_fn_name = ""
         self._entered = False
         self._closed = False
         self._shutdown_done = False
@@ -252,11 +262,11 @@ class Farm(ModelFarmMixin, cf.Executor):
             if self.settings.retries < 0 or self.settings.backoff < 0:
                 raise InputError(f"retries and backoff must be >= 0, got {self.settings.retries}, {self.settings.backoff}")
             caps = local_capabilities(ctx, self._labels, self._capabilities)
-            # HPCDIST_METRICS / HPCDIST_STATUS_DIR (and the config file) once the settings know them.
+            # Not given: HPCDIST_METRICS / HPCDIST_STATUS_DIR or the config file.
             if self._metrics_path is None:
-                self._metrics_path = getattr(self.settings, "metrics", None)
+                self._metrics_path = self.settings.metrics
             if self._status_dir is None:
-                self._status_dir = getattr(self.settings, "status_dir", None)
+                self._status_dir = self.settings.status_dir
             if self._metrics_path is not None:
                 from hpcdist.metrics.io import check_metrics_path
 
@@ -576,8 +586,13 @@ class Farm(ModelFarmMixin, cf.Executor):
         if not callable(fn):
             raise TypeError(f"submit() needs a callable, got {type(fn).__name__}")
         target = Validated(fn, validate) if validate is not None else fn
+        if fn is self._last_fn:  # a loop of submits of one function: its name once
+            fn_name = self._last_fn_name
+        else:
+            fn_name = function_name(fn)
+            self._last_fn, self._last_fn_name = fn, fn_name
         return self._submit_payload(
-            (target, args, kwargs), function_name(fn), priority=priority, requires=requires, timeout=timeout,
+            (target, args, kwargs), fn_name, priority=priority, requires=requires, timeout=timeout,
             retries=retries, key=key, after=after, expected_s=expected_s, journal_fn=fn, journal_args=(args, kwargs),
         )
 
@@ -602,7 +617,6 @@ class Farm(ModelFarmMixin, cf.Executor):
         if item_keys is not None and self.journal is not None:
             self._item_keys[task_id] = item_keys
         fut = TaskFuture(self, task_id, key)
-        known: dict[int, tuple[TaskStatus, Any]] = {}
         dep_ids = []
         for dep in after:
             if not isinstance(dep, TaskFuture) or dep._farm is not self:
@@ -665,7 +679,10 @@ class Farm(ModelFarmMixin, cf.Executor):
                 for waiter in fut._waiters:
                     waiter.add_result(fut)
                 done.append(fut)
-            if done:
+            # Only a thread in result()/exception() of a future finished elsewhere waits
+            # on it; with none waiting, notify_all's Python-level bookkeeping is skipped
+            # (its waiter list is read under the lock, so none can be missed).
+            if done and self._future_condition._waiters:  # type: ignore[attr-defined]
                 self._future_condition.notify_all()
         for fut in done:
             if fut._done_callbacks:
