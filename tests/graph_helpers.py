@@ -17,6 +17,7 @@ import scipy.sparse as sp
 from tests.conftest import SHARED
 
 GRAPHS = SHARED / "data" / "graphs"
+PARTITIONERS = ("block", "hash", "metis")
 
 #: Real graphs read by hpcdist's own reader; the reference parses them independently.
 FILES = ["email-Eu-core.txt", "p2p-Gnutella04.txt", "p2p-Gnutella08.txt", "p2p-Gnutella09.txt", "CA-GrQc.txt",
@@ -92,6 +93,26 @@ def distribute(comm, A: sp.csr_matrix, ids: np.ndarray, partitioner: str, weight
 
     src, dst, w, block_ids = strided_share(comm, A, ids, weighted)
     return from_edges(src, dst, w, n=A.shape[0], comm=comm, partitioner=partitioner, vertex_ids=block_ids)
+
+
+def load_real(comm, name: str, partitioner: str, weighted=None):
+    """A real graph of :data:`FILES` (or karate.gml) read by hpcdist's own reader."""
+    from hpcdist.graph import load
+
+    if name == "karate.gml":  # no reader for GML: hand the reference's arcs over
+        A, ids = reference_graph(name)
+        return distribute(comm, A, ids, partitioner, weighted=False)
+    # facebook_combined lists each undirected edge once: read it symmetrised
+    return load(str(GRAPHS / name), comm, partitioner=partitioner, weighted=weighted,
+                undirected=name == "facebook_combined.txt")
+
+
+def partitioners_for(name: str, n: int) -> tuple[str, ...]:
+    """Every partitioner on graphs of the size of those in the shared data; on larger ones
+    one, rotating over the graphs, so that each partitioner meets them and tests stay fast."""
+    if n <= 12000:
+        return PARTITIONERS
+    return (PARTITIONERS[sum(map(ord, name)) % 3],)
 
 
 def needs_graphs():
@@ -180,3 +201,38 @@ def weighted_generated(kind: str):
     w[rng.random(src.shape[0]) < 0.1] = 0.0  # zero weights
     w[::7] = np.round(w[::7])  # ties
     return n, src, dst, w
+
+
+def resume_roundtrip(comm, A, run, check):
+    """Run ``run(g, on_superstep=..., resume=...)`` on a hash partition keeping every
+    superstep's state; resume from the state after superstep ``min(4, last - 1)`` there
+    and, moved through the input layout, on a block partition; ``check(full, again)``.
+    The engine calls no hook after the superstep that converged (a resume from there
+    would run one superstep too many), so a run that converged in its first superstep
+    leaves nothing to resume from."""
+    from hpcdist.graph.bsp import Resume
+
+    n = A.shape[0]
+    saved = {}
+
+    def keep(step, prog):
+        saved[step] = Resume(step, {k: v.copy() for k, v in prog.state().items()}, dict(prog.scalars()))
+
+    with distribute(comm, A, np.arange(n), "hash") as g:
+        full = run(g, on_superstep=keep, resume=None)
+        assert not full.converged or full.iterations - 1 not in saved
+        if not saved:
+            return full
+        at = min(4, max(saved))
+        again = run(g, on_superstep=None, resume=saved[at])
+        assert again.run.resumed_from == at
+        assert again.iterations == full.iterations
+        assert np.array_equal(again.values, full.values)
+        check(full, again)
+        expected = gathered(comm, full)
+        moved = {k: g.to_input_layout(v) for k, v in saved[at].state.items()}
+    with distribute(comm, A, np.arange(n), "block") as g:
+        state = {k: g.from_input_layout(v) for k, v in moved.items()}
+        other = run(g, on_superstep=None, resume=Resume(at, state, saved[at].scalars))
+        assert np.array_equal(gathered(comm, other), expected)
+    return full

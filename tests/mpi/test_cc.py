@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.sparse.csgraph import connected_components as scipy_cc
 
 from hpcdist.graph import connected_components
-from tests.mpi.test_bfs import (
+from tests.graph_helpers import (
     FILES,
     PARTITIONERS,
+    cc_reference,
     csr_min,
     distribute,
     gathered,
@@ -24,14 +24,6 @@ from tests.mpi.test_bfs import (
 )
 
 pytestmark = pytest.mark.mpi
-
-
-def cc_reference(A, ids):
-    """Per vertex the smallest original id of its weakly connected component, and the sizes."""
-    count, label = scipy_cc(A, directed=True, connection="weak")
-    smallest = np.full(count, np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(smallest, label, np.asarray(ids, dtype=np.int64))
-    return smallest[label], np.bincount(label)
 
 
 def check(comm, g, A, ids, what, backends=("numba",)):

@@ -11,19 +11,19 @@ from scipy.sparse.csgraph import dijkstra
 
 from hpcdist.graph import from_edges, sssp
 from hpcdist.runtime.errors import InputError
-from tests.mpi.test_bfs import (
+from tests.graph_helpers import (
     FILES,
     PARTITIONERS,
     csr_min,
     distribute,
     gathered,
-    generated,
     load_real,
     needs_graphs,
     on_rank0,
     partitioners_for,
     reference_graph,
     resume_roundtrip,
+    weighted_generated,
 )
 
 pytestmark = pytest.mark.mpi
@@ -59,15 +59,6 @@ def test_real_graphs_match_scipy_dijkstra(comm, name):
                 # a huge delta: one bucket, Bellman-Ford-like; each delta gives the same bits
                 check(comm, g, A, s, ids, f"{name}/{part}", backends=("numba", "numpy") if first else ("numba",),
                       deltas=(None, 1e9) if first else (None,))
-
-
-def weighted_generated(kind: str):
-    n, src, dst = generated(kind)
-    rng = np.random.default_rng(11)
-    w = rng.random(src.shape[0]) * 10.0
-    w[rng.random(src.shape[0]) < 0.1] = 0.0  # zero weights
-    w[::7] = np.round(w[::7])  # ties
-    return n, src, dst, w
 
 
 @pytest.mark.timeout(120)
