@@ -36,12 +36,14 @@ from hpcdist.farm.scheduler import (
     Alive,
     Dispatch,
     Drained,
+    Heartbeat,
     LeaveRequest,
     Ping,
     Quarantine,
     Resolve,
     Scheduler,
     SendCancel,
+    Submit,
     Tick,
     WorkerFailed,
 )
@@ -123,9 +125,10 @@ class Engine:
         inbox = self.inbox
         while inbox:
             ev = inbox.popleft()
-            prepare = getattr(ev, "prepare", None)
-            if prepare is not None:
-                ev = prepare(now)  # e.g. a submit whose dependencies are looked at now, under the lock
+            if type(ev) is not Submit:  # the common event has no prepare (a failed getattr costs)
+                prepare = getattr(ev, "prepare", None)
+                if prepare is not None:
+                    ev = prepare(now)  # e.g. a submit whose dependencies are looked at now, under the lock
             ev.now = now  # posted from user threads without a clock
             events.append(ev)
         # After a sleep, look twice for messages (see Channel.poll); while spinning, the
@@ -150,7 +153,12 @@ class Engine:
             events.append(Tick(now))
         if not events:
             return False
-        busy = any(type(e) is not Tick and type(e).__name__ != "Heartbeat" for e in events)
+        busy = False
+        for e in events:
+            kind = type(e)
+            if kind is not Tick and kind is not Heartbeat:
+                busy = True
+                break
         sched = self.scheduler
         dispatch: dict[int, list] = {}
         resolves: list[Resolve] = []

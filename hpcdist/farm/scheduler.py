@@ -85,6 +85,12 @@ __all__ = [
     "Drained",
 ]
 
+#: The statuses tested on every task's path, as module globals (an enum member through
+#: its class costs a lookup more).
+_PENDING = TaskStatus.PENDING
+_RUNNING = TaskStatus.RUNNING
+_COMPLETED = TaskStatus.COMPLETED
+
 EWMA_ALPHA = 0.2
 MIN_DEPTH = 2
 MAX_DEPTH = 256
@@ -462,12 +468,12 @@ class Scheduler:
         if not self._started:
             self._started = True
             self.stats.start(now)  # the events' clock is the caller's: the first event sets time zero
-        event = _Now(now)
-        self._dispatch(event.now, actions)
+        if self._ready:
+            self._dispatch(now, actions)
         if self.draining and not self._drained_sent and self.n_running == 0:
             self._drained_sent = True
             for task in [t for t in self.tasks.values() if t.status == TaskStatus.PENDING]:
-                self._finish(task, TaskStatus.ERROR, DrainRequested("the farm drained before this task ran"), event.now, actions)
+                self._finish(task, TaskStatus.ERROR, DrainRequested("the farm drained before this task ran"), now, actions)
             actions.append(Drained())
         return actions
 
@@ -487,7 +493,7 @@ class Scheduler:
     def _on_Submit(self, ev: Submit, actions: list) -> None:
         task = ev.task
         task.submitted_at = ev.now
-        task.status = TaskStatus.PENDING
+        task.status = _PENDING
         self.tasks[task.id] = task
         self.stats.submitted += 1
         for pos, dep_id in enumerate(task.after):
@@ -544,7 +550,7 @@ class Scheduler:
                 pending.append(elapsed)
                 if kind == "error":
                     c.errors += 1
-            if task is None or task.status != TaskStatus.RUNNING or task.worker != ev.rank:
+            if task is None or task.status != _RUNNING or task.worker != ev.rank:
                 continue  # cancelled by the user while it ran: the slot is free now, nothing else
             self.n_running -= 1
             if kind == "ok":
@@ -553,7 +559,7 @@ class Scheduler:
                 if elapsed is not None and task.fn_name:
                     old = self.fn_ewma.get(task.fn_name)
                     self.fn_ewma[task.fn_name] = elapsed if old is None else (1 - EWMA_ALPHA) * old + EWMA_ALPHA * elapsed
-                self._finish(task, TaskStatus.COMPLETED, value, ev.now, actions)
+                self._finish(task, _COMPLETED, value, ev.now, actions)
             elif kind == "error":
                 task.errors_used += 1
                 if task.errors_used <= task.retries:
@@ -701,7 +707,7 @@ class Scheduler:
     def _finish(self, task: Task, status: TaskStatus, value: Any, now: float, actions: list) -> None:
         task.status = status
         task.finished_at = now
-        if status != TaskStatus.COMPLETED:
+        if status != _COMPLETED:
             task.error = value if isinstance(value, BaseException) else None
             self.stats.outcome(task.fn_name, status.value)
         self.tasks.pop(task.id, None)
@@ -714,9 +720,9 @@ class Scheduler:
         task.payload = None  # the history must not hold arguments alive
         for dep_id, pos in dependents:
             child = self.tasks.get(dep_id)
-            if child is None or child.status != TaskStatus.PENDING:
+            if child is None or child.status != _PENDING:
                 continue
-            if status == TaskStatus.COMPLETED:
+            if status == _COMPLETED:
                 child.dep_values[pos] = value
                 child.n_unmet -= 1
                 if child.n_unmet == 0:
@@ -900,23 +906,29 @@ class Scheduler:
     def _dispatch(self, now: float, actions: list) -> None:
         if self.draining or not self._ready:
             return
-        free = [w for w in self.workers.values() if w.available and w.in_flight < w.capacity]
+        # The availability test inlined (WorkerState.available): this runs on every step
+        # that has a ready task, the path of every round trip.
+        free = [w for w in self.workers.values()
+                if not (w.lost or w.draining or w.suspect or w.stuck) and len(w.running) < w.capacity]
         if not free:
             return
-        free.sort(key=lambda w: w.rank)
-        healthy = [w for w in self.workers.values() if w.available]
+        if len(free) > 1:
+            free.sort(key=_by_rank)
+        healthy: list[WorkerState] | None = None  # worked out for a retry only
         labels = self.strategy.labels_required
-        budget = sum(w.capacity - w.in_flight for w in free)
+        budget = 0
+        for w in free:
+            budget += w.capacity - len(w.running)
         batches: dict[int, list[Task]] = {}
         skipped: list[tuple[int, int, Task]] = []
         passes = 0
         while self._ready and budget > 0 and passes < budget + SKIP_LIMIT:
             entry = heapq.heappop(self._ready)
             task = entry[2]
-            if task.status != TaskStatus.PENDING or task.id not in self.tasks or task.n_unmet:
+            if task.status != _PENDING or task.id not in self.tasks or task.n_unmet:
                 continue
             passes += 1
-            fits, expected = self._fits_walltime(task, now)
+            fits, expected = self._fits_walltime(task, now) if self.deadline is not None else (True, None)
             if not fits:
                 self._finish(task, TaskStatus.ERROR, WalltimeExceeded(
                     f"task {task.id} ({task.fn_name}) is expected to take {expected:.3g} s, more than is left "
@@ -926,7 +938,7 @@ class Scheduler:
             cands = [w for w in free if req.satisfied_by(w.caps, labels=labels)]
             depth = self._fn_depth(task)
             if depth is not None and cands:
-                roomy = [w for w in cands if w.in_flight < depth]
+                roomy = [w for w in cands if len(w.running) < depth]
                 if not roomy:
                     # Every worker that could take it already holds its function's depth
                     # of work: wait for results. When those are all the free workers,
@@ -937,6 +949,8 @@ class Scheduler:
                     continue
                 cands = roomy
             if task.tried and cands:
+                if healthy is None:
+                    healthy = [w for w in self.workers.values() if w.available]
                 untried = [w for w in healthy if w.rank not in task.tried and req.satisfied_by(w.caps, labels=labels)]
                 if untried:
                     cands = [w for w in cands if w.rank not in task.tried]
@@ -945,7 +959,7 @@ class Scheduler:
                 skipped.append(entry)
                 continue
             w = self.workers[rank]
-            task.status = TaskStatus.RUNNING
+            task.status = _RUNNING
             task.worker = rank
             task.attempts += 1
             task.tried.add(rank)
@@ -961,7 +975,7 @@ class Scheduler:
             self.n_running += 1
             batches.setdefault(rank, []).append(task)
             budget -= 1
-            if w.in_flight >= w.capacity:
+            if len(w.running) >= w.capacity:
                 free.remove(w)
                 if not free:
                     break
@@ -977,11 +991,8 @@ def _strategy_name(strategy: Strategy) -> str:
     return name if name and name != Strategy.name else type(strategy).__name__
 
 
-class _Now:
-    __slots__ = ("now",)
-
-    def __init__(self, now: float) -> None:
-        self.now = now
+def _by_rank(w: WorkerState) -> int:
+    return w.rank
 
 
 def _dependency_error(dep_id: int, status: TaskStatus, value: Any, fn_name: str = "") -> DependencyFailed:

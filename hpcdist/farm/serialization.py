@@ -61,6 +61,8 @@ def pack(ids: list[int], meta: Any, objs: Any) -> tuple:
 def envelope_nbytes(envelope: tuple) -> int:
     """Bytes an envelope's objects take on the wire (pickle and out-of-band buffers)."""
     data, buffers = envelope[2], envelope[3]
+    if not buffers:  # every small message: no generator to run
+        return len(data) if type(data) is bytes else memoryview(data).nbytes
     return memoryview(data).nbytes + sum(memoryview(b).nbytes for b in buffers)
 
 
@@ -151,10 +153,10 @@ class _Sent:
         self.keep = keep  # the buffers, alive until sent
 
     def test(self) -> tuple[bool, None]:
-        from hpcdist.runtime.comm import MPI
-
         if len(self.reqs) == 1:
             return self.reqs[0].Test(), None
+        from hpcdist.runtime.comm import MPI
+
         return MPI.Request.Testall(self.reqs), None
 
 
@@ -176,6 +178,9 @@ class Channel:
         self.comm = comm
         self._send_lock = threading.Lock()
         self._byte = MPI.BYTE
+        # Kept here: a function-level import costs about half a microsecond, and poll()
+        # runs on every turn of the coordinator's and the workers' loops.
+        self._mpi = MPI
 
     def isend(self, obj: Any, dest: int, tag: int) -> _Sent:
         """Start sending ``obj``; returns a handle whose ``test()`` says when it is sent."""
@@ -213,9 +218,7 @@ class Channel:
         tight loop need not pay for it.) Not for two threads at once on the same
         ``source`` and ``tag``.
         """
-        from hpcdist.runtime.comm import MPI
-
-        status = MPI.Status()
+        status = self._mpi.Status()
         msg = self.comm.Improbe(source, tag, status)
         if msg is None:
             if not recheck:
@@ -226,13 +229,12 @@ class Channel:
         return self._receive(msg, status)
 
     def _receive(self, msg: Any, status: Any) -> tuple[int, int, Any]:
-        from hpcdist.runtime.comm import MPI
-
         source, tag = status.Get_source(), status.Get_tag()
         first = bytearray(status.Get_count(self._byte))
         msg.Recv((first, len(first), self._byte))
         if not first or first[0] != _MULTIPART:
             return source, tag, pickle.loads(first)
+        MPI = self._mpi
         n = (len(first) - 1) // 8
         sizes = struct.unpack(f"<{n}q", first[1:])
         parts = []

@@ -285,8 +285,7 @@ class MPITransport:
 
     def poll(self, now: float, recheck: bool = True) -> list[Any]:
         """Messages that arrived, as events; ``recheck``: look twice before saying none (after a sleep)."""
-        from hpcdist.runtime.comm import MPI
-
+        MPI = self.chan._mpi
         if self._sends or self._backlog:
             self._reap()
         events: list[Any] = []

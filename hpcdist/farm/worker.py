@@ -142,8 +142,6 @@ def serve(
     pending_lock = threading.Lock()
 
     def emit(outcomes: list) -> None:
-        with pending_lock:
-            pending[:] = [p for p in pending if not p[0].test()[0]]
         ids = [o[0] for o in outcomes]
         meta = [(o[1], o[3]) for o in outcomes]
         values = [o[2] for o in outcomes]
@@ -153,7 +151,10 @@ def serve(
             meta, values = _portable_outcomes(outcomes, rank, host)
             env = pack(ids, meta, values)
         req = chan.isend(env, COORDINATOR, Msg.RESULT.tag)
+        # The sends that completed are forgotten after this one started, not before:
+        # testing them is off the path of the result.
         with pending_lock:
+            pending[:] = [p for p in pending if not p[0].test()[0]]
             pending.append((req, env))
 
     runner = Runner(rank, host, fetch, emit)
