@@ -198,6 +198,9 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke test)")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--rows", type=int, default=None, help="rows to predict (default 8192; --quick 1024)")
+    ap.add_argument("--batch-size", type=int, default=256, help="rows per predict_batch task (default 256)")
+    ap.add_argument("--hidden", default=None, help="hidden layer widths, e.g. 1024,1024 (default 512,512)")
     args = ap.parse_args()
     comm = MPI.COMM_WORLD
     if comm.size < 3:
@@ -209,12 +212,14 @@ def main() -> int:
     try:
         reg = ModelRegistry(base / "heavy")
         hidden = (128, 128) if args.quick else (512, 512)
+        if args.hidden:
+            hidden = tuple(int(h) for h in args.hidden.split(","))
         if comm.rank == 0:
             reg.register("heavy", MLP(64, hidden, 10, task="classification", seed=0))
         comm.Barrier()
-        X = np.random.default_rng(0).normal(size=(1024 if args.quick else 8192, 64))
+        X = np.random.default_rng(0).normal(size=(args.rows or (1024 if args.quick else 8192), 64))
         report = {"benchmark": "models", "machine": machine_details(), "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS")}
-        report["predict"] = bench_predict(comm, reg, X, 256, args.repeats)
+        report["predict"] = bench_predict(comm, reg, X, args.batch_size, args.repeats)
         report["cache"] = bench_cache(comm, base, 12 if args.quick else 60)
         report["train"] = bench_train(comm, args.repeats, 3000 if args.quick else 24000, 1 if args.quick else 2)
     finally:

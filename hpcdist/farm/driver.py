@@ -241,14 +241,16 @@ class Engine:
             sleep_s = 0.0
             while not done():
                 slack = 0.0
+                sending = False
                 if self.lock.acquire(blocking=False):
                     try:
-                        # A large send moves only while MPI is polled: keep stepping.
-                        worked = self._step() or self._sending()
-                        # The slack only shrinks while nothing happens: look at it when an
-                        # idle stretch begins, then only before each sleep.
-                        if not worked and (idle_since is None or time.monotonic() - idle_since >= self.spin_s):
-                            slack = self._slack()
+                        worked = self._step()
+                        if not worked:
+                            sending = self._sending()
+                            # The slack only shrinks while nothing happens: look at it when an
+                            # idle stretch begins, then only before each sleep.
+                            if idle_since is None or time.monotonic() - idle_since >= self.spin_s:
+                                slack = self._slack()
                     finally:
                         self.lock.release()
                 else:
@@ -259,6 +261,9 @@ class Engine:
                 if worked:
                     idle_since = None
                     continue
+                # Sleep through the slack even with a send in flight: a task sent ahead to a
+                # busy worker waits for that worker to take it, and polling it meanwhile only
+                # takes a core from the workers (measured: a whole core during predict_batch).
                 if slack > self.nap_min_s:
                     nap = 0.75 * slack
                     self._nap(nap if end is None else min(nap, max(0.0, end - now)))
@@ -266,7 +271,8 @@ class Engine:
                     continue
                 if idle_since is None:
                     idle_since, sleep_s = now, 0.0
-                if now - idle_since < self.spin_s:
+                # Otherwise a large send moves only while MPI is polled: keep stepping.
+                if sending or now - idle_since < self.spin_s:
                     continue
                 sleep_s = min(self.idle_max_s, max(2 * sleep_s, 2e-5))
                 if end is not None:
@@ -298,8 +304,12 @@ class Engine:
             except BaseException:  # noqa: BLE001 - an engine bug must not die silently in a thread
                 log.exception("farm engine step failed")
                 raise
-            if worked or self._sending():
+            if worked:
                 sleep_s = 0.0
+                continue
+            slack = self._locked_slack()
+            if self._sending() and slack <= self.nap_min_s:
+                sleep_s = 0.0  # a large send moves only while MPI is polled
                 continue
             if self.scheduler.idle and not self.inbox:
                 self._resting = True
@@ -309,7 +319,7 @@ class Engine:
                     self._wake.wait(self.rest_s)
                 self._resting = False
                 sleep_s = 0.0
-            elif (slack := self._locked_slack()) > self.nap_min_s:
+            elif slack > self.nap_min_s:
                 self._nap(0.75 * slack)
                 sleep_s = 0.0
             else:
