@@ -75,8 +75,11 @@ def test_bad_options_one_message_exit_2(args, message):
     assert out.count(message) == 1 and "Traceback" not in out, out
 
 
-def test_engine_refuses_an_edge_partitioner_with_advice():
+def test_graph_runs_an_edge_partitioner_and_refuses_engine_options():
     rc, out, _ = launch(2, *hpcdist_cmd(), "graph", "pagerank", "--input", "rmat:8", "--partitioner", "hybrid",
                         timeout=30)
-    assert rc == 2, out
-    assert out.count("'hybrid'") == 1 and "Traceback" not in out, out
+    assert rc == 0 and "partitioner hybrid" in out and "gather-apply-scatter" in out and "replication factor" in out, out
+    rc, out, _ = launch(2, *hpcdist_cmd(), "graph", "pagerank", "--input", "rmat:8", "--partitioner", "hybrid",
+                        "--checkpoint-dir", "ck", timeout=30)
+    assert rc == 2 and out.count("--checkpoint-dir does not apply to --partitioner hybrid") == 1, out
+    assert "Traceback" not in out, out
