@@ -26,7 +26,7 @@ from tests.graph_helpers import (
 pytestmark = pytest.mark.mpi
 
 
-def check(comm, g, A, ids, what, backends=("numba",)):
+def check_cc(comm, g, A, ids, what, backends=("numba",)):
     exp, sizes = on_rank0(comm, lambda: cc_reference(A, ids))
     for backend in backends:
         r = connected_components(g, backend=backend)
@@ -50,7 +50,7 @@ def test_real_graphs_match_scipy(comm, name):
     parts = partitioners_for(name, A.shape[0])
     for part in parts:
         with load_real(comm, name, part, weighted=False) as g:
-            check(comm, g, A, ids, f"{name}/{part}", backends=("numba", "numpy") if part == parts[0] else ("numba",))
+            check_cc(comm, g, A, ids, f"{name}/{part}", backends=("numba", "numpy") if part == parts[0] else ("numba",))
 
 
 @pytest.mark.timeout(120)
@@ -61,7 +61,7 @@ def test_generated_graphs_every_partitioner_and_backend(comm, kind):
     ids = (np.arange(n) * 7919) % 10007  # original ids in another order than the input ids
     for part in PARTITIONERS:
         with distribute(comm, A, ids, part, weighted=False) as g:
-            check(comm, g, A, ids, f"{kind}/{part}", backends=("numba", "numpy"))
+            check_cc(comm, g, A, ids, f"{kind}/{part}", backends=("numba", "numpy"))
 
 
 @pytest.mark.timeout(120)
@@ -73,7 +73,7 @@ def test_long_path_needs_few_supersteps(comm):
     A = csr_min(order[:-1], order[1:], None, n)  # directed path through a random order
     for part in ("hash", "block"):
         with distribute(comm, A, np.arange(n), part, weighted=False) as g:
-            r = check(comm, g, A, np.arange(n), f"path/{part}")
+            r = check_cc(comm, g, A, np.arange(n), f"path/{part}")
             assert r.iterations <= 2 * int(np.log2(n)) + 4, r.iterations
             assert r.params["components"] == 1
 

@@ -29,7 +29,7 @@ from tests.graph_helpers import (
 pytestmark = pytest.mark.mpi
 
 
-def check(comm, g, A, source_in, ids, what, backends=("numba",), deltas=(None,)):
+def check_sssp(comm, g, A, source_in, ids, what, backends=("numba",), deltas=(None,)):
     expected = on_rank0(comm, lambda: dijkstra(A, indices=source_in))
     for backend in backends:
         for delta in deltas:
@@ -57,7 +57,7 @@ def test_real_graphs_match_scipy_dijkstra(comm, name):
             for i, s in enumerate(sources):
                 first = part == parts[0] and i == 0
                 # a huge delta: one bucket, Bellman-Ford-like; each delta gives the same bits
-                check(comm, g, A, s, ids, f"{name}/{part}", backends=("numba", "numpy") if first else ("numba",),
+                check_sssp(comm, g, A, s, ids, f"{name}/{part}", backends=("numba", "numpy") if first else ("numba",),
                       deltas=(None, 1e9) if first else (None,))
 
 
@@ -73,7 +73,7 @@ def test_generated_graphs_every_partitioner_backend_and_delta(comm, kind):
             for s in sources:
                 # small deltas mean many supersteps: one of them, on the first partitioner
                 first = part == PARTITIONERS[0] and s == sources[0]
-                check(comm, g, A, s, ids, f"{kind}/{part}", backends=("numba", "numpy") if first else ("numba",),
+                check_sssp(comm, g, A, s, ids, f"{kind}/{part}", backends=("numba", "numpy") if first else ("numba",),
                       deltas=(None, 0.7, 50.0) if first else (None, 50.0))
 
 
