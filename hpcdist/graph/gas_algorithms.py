@@ -645,15 +645,11 @@ def pagerank_gas(graph: "VertexCutGraph", alpha: float = 0.85, max_iter: int = 1
     from hpcdist.kernels import numpy_ref
     from hpcdist.runtime.comm import MPI
 
+    from hpcdist.graph.algorithms.pagerank import check_parameters
+
     g = graph
     comm = g.comm
-    with collective(comm):
-        if not 0.0 <= alpha <= 1.0:
-            raise InputError(f"pagerank: alpha must lie in [0, 1], got {alpha}")
-        if not tol > 0:
-            raise InputError(f"pagerank: tol must be positive, got {tol}")
-        if max_iter < 1:
-            raise InputError(f"pagerank: max_iter must be at least 1, got {max_iter}")
+    check_parameters(comm, alpha, tol, max_iter)
     use_weights = g.weighted if weighted is None else bool(weighted and g.weighted)
     n, no = g.n_vertices, g.n_owned
     p = 1.0 / n

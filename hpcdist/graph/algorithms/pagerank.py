@@ -25,10 +25,12 @@ from hpcdist.graph.results import VertexResult
 from hpcdist.runtime.errors import InputError, collective
 
 if TYPE_CHECKING:
+    from mpi4py import MPI
+
     from hpcdist.graph.distgraph import DistGraph
     from hpcdist.runtime.backend import Backend
 
-__all__ = ["pagerank", "PageRankProgram", "resolve_kernels", "share_cores", "pull_plan", "column_keys"]
+__all__ = ["pagerank", "check_parameters", "PageRankProgram", "resolve_kernels", "share_cores", "pull_plan", "column_keys"]
 
 #: Fixed-point scale of PageRank's global sums: every term (a rank, a change of rank,
 #: dangling mass) lies below 2^1 for a probability vector.
@@ -281,6 +283,20 @@ class PageRankProgram:
         self._publish()
 
 
+def check_parameters(comm: "MPI.Intracomm", alpha: float, tol: float, max_iter: int) -> None:
+    """Refuse bad PageRank parameters with one InputError on every rank of ``comm``.
+
+    Shared by the edge-cut (:func:`pagerank`) and the gather-apply-scatter runs.
+    """
+    with collective(comm):
+        if not 0.0 <= alpha <= 1.0:
+            raise InputError(f"pagerank: alpha must lie in [0, 1], got {alpha}")
+        if not tol > 0:
+            raise InputError(f"pagerank: tol must be positive, got {tol}")
+        if max_iter < 1:
+            raise InputError(f"pagerank: max_iter must be at least 1, got {max_iter}")
+
+
 def pagerank(
     graph: "DistGraph",
     alpha: float = 0.85,
@@ -337,13 +353,7 @@ def pagerank(
     VertexResult
     """
     comm = graph.comm
-    with collective(comm):
-        if not 0.0 <= alpha <= 1.0:
-            raise InputError(f"pagerank: alpha must lie in [0, 1], got {alpha}")
-        if not tol > 0:
-            raise InputError(f"pagerank: tol must be positive, got {tol}")
-        if max_iter < 1:
-            raise InputError(f"pagerank: max_iter must be at least 1, got {max_iter}")
+    check_parameters(comm, alpha, tol, max_iter)
     kernels = resolve_kernels(backend, comm)
     use_weights = graph.weighted if weighted is None else bool(weighted and graph.weighted)
 
