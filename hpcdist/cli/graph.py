@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from hpcdist.cli import rebalancing
 from hpcdist.cli.checkpointing import add_checkpoint_arguments, checkpointing, checkpoint_summary, validate
-from hpcdist.cli.exchange_option import add_arguments as add_exchange_arguments, exchange_keyword
+from hpcdist.cli.exchange_option import add_arguments as add_exchange_arguments, exchange_keyword, precision_keyword
 from hpcdist.graph.partition import EDGE_METHODS, METHODS
 from hpcdist.runtime.errors import InputError, collective
 
@@ -145,6 +145,7 @@ def _check_common(args: argparse.Namespace) -> None:
     validate(args)
     rebalancing.validate(args)
     exchange_keyword(args)
+    precision_keyword(args)
     if args.metrics:
         from hpcdist.metrics import check_metrics_path
 
@@ -177,7 +178,8 @@ def _check_edge_partition(args: argparse.Namespace, refused: list[tuple[str, boo
             raise InputError(f"{option} does not apply to --partitioner {part}: runs on an edge partition "
                              "(gather-apply-scatter) have no checkpoints; use a vertex partitioner "
                              f"({', '.join(VERTEX_PARTITIONERS)})")
-    engine_only = [("--status-dir", bool(args.status_dir)), ("--exchange", str(args.exchange).lower() != "auto")]
+    engine_only = [("--status-dir", bool(args.status_dir)), ("--exchange", str(args.exchange).lower() != "auto"),
+                   ("--exchange-precision", str(args.exchange_precision).lower() != "float64")]
     for option, given in engine_only:
         if given:
             raise InputError(f"{option} does not apply to --partitioner {part}: it belongs to the BSP engine of "
@@ -366,10 +368,11 @@ def _run_pagerank(args: argparse.Namespace) -> int:
         tol = _number(args.tol, "--tol")
         max_iter = _number(args.max_iter, "--max-iter", int)
         top = _number(args.top, "--top", int)
+        precision = precision_keyword(args)
 
     def call(graph, backend, on_superstep, resume):
         return pagerank(graph, alpha=alpha, tol=tol, max_iter=max_iter, backend=backend, progress=args.progress,
-                        on_superstep=on_superstep, resume=resume, **exchange_keyword(args))
+                        on_superstep=on_superstep, resume=resume, **exchange_keyword(args), **precision)
 
     def report(comm, graph, result) -> list[str]:
         best = result.top(top) if top > 0 else []
@@ -381,7 +384,10 @@ def _run_pagerank(args: argparse.Namespace) -> int:
 
         return pagerank_gas(graph, alpha=alpha, tol=tol, max_iter=max_iter, progress=args.progress)
 
-    return _run_algorithm(args, "pagerank", call, report=report, identity={"alpha": alpha}, vc_call=vc_call)
+    # A float32 run's checkpoint resumes only a float32 run (the rounding is part of the result); float64
+    # runs keep the identity they always had, so their older checkpoints still resume.
+    identity = {"alpha": alpha, **({} if precision["exchange_precision"] == "float64" else precision)}
+    return _run_algorithm(args, "pagerank", call, report=report, identity=identity, vc_call=vc_call)
 
 
 def _source(args: argparse.Namespace) -> int:
@@ -539,7 +545,8 @@ def _summary(comm, graph, result, setup: float, name: str) -> None:
     if name == "pagerank":
         status = "converged" if result.converged else "NOT converged"
         echo(comm, f"pagerank: {result.iterations} supersteps, {status} (L1 change {result.params['final_error']:.3e}, "
-                   f"tol {result.params['tol']:g} x n), backend {result.params['backend']}")
+                   f"tol {result.params['tol']:g} x n), backend {result.params['backend']}"
+                   + (", float32 halo values" if result.params.get("exchange_precision") == "float32" else ""))
     else:
         status = "" if result.converged else ", NOT finished"
         echo(comm, f"{name}: {result.iterations} supersteps{status}, backend {result.params['backend']}")

@@ -23,7 +23,8 @@ from hpcdist.runtime.logs import get_logger
 if TYPE_CHECKING:
     from hpcdist.graph.distgraph import DistGraph
 
-__all__ = ["LocalStep", "VertexProgram", "SuperstepMetrics", "BSPRun", "Resume", "run_bsp", "SuperstepHook"]
+__all__ = ["LocalStep", "VertexProgram", "SuperstepMetrics", "BSPRun", "Resume", "run_bsp", "SuperstepHook",
+           "lossy_exchange_refusal"]
 
 log = get_logger(__name__)
 
@@ -65,6 +66,12 @@ class VertexProgram(Protocol):
     then does the rest. Results must not depend on whether it was called. An attribute
     ``exchange_binary = True`` promises that the published values are 0/1 bytes (a
     frontier): the optimizer then sends fixed-size bitmaps in one round.
+
+    ``exchange_lossy_ok = True`` declares that the program's results tolerate published
+    float64 values rounded to float32 (``run_bsp(..., exchange_precision="float32")``);
+    a method ``lossy_exchange_refusal(dtype) -> str | None`` may still refuse it for the
+    run's parameters (PageRank with a tolerance tighter than the rounding allows), with the
+    reason as the message. It is called on every rank and may communicate.
     """
 
     name: str
@@ -88,6 +95,23 @@ class VertexProgram(Protocol):
     def restore(self, state: dict[str, np.ndarray], scalars: dict[str, float | int]) -> None:
         """Take back what :meth:`state` and :meth:`scalars` gave (arrays in this rank's
         owned order, perhaps written by another rank count) and prepare the next superstep."""
+
+
+def lossy_exchange_refusal(program: VertexProgram, precision: str) -> str | None:
+    """Why ``program`` cannot run with halo values of ``precision``, or None when it can.
+
+    ``float64`` is exact and always allowed. ``float32`` needs a program that declares it
+    tolerates rounded values (``exchange_lossy_ok``) and whose own check
+    (``lossy_exchange_refusal(dtype)``, if it has one) accepts the run's parameters.
+    Called on every rank (the program's check may communicate).
+    """
+    if precision == "float64":
+        return None
+    if not getattr(program, "exchange_lossy_ok", False):
+        return (f"exchange_precision={precision!r} does not apply to {program.name}: its results must be exact, "
+                "so its halo values travel in full precision (float32 is for PageRank)")
+    check = getattr(program, "lossy_exchange_refusal", None)
+    return None if check is None else check(np.dtype(precision))
 
 
 @dataclass
@@ -166,6 +190,7 @@ def run_bsp(
     on_superstep: SuperstepHook | None = None,
     resume: Resume | None = None,
     exchange: str = "auto",
+    exchange_precision: str = "float64",
 ) -> BSPRun:
     """Run ``program`` on ``graph`` until it converges or ``max_supersteps`` pass.
 
@@ -197,6 +222,15 @@ def run_bsp(
         (``exchange_binary``: bitmaps, 87 % fewer bytes on RMAT BFS), the plain exchange
         for value programs, where measured on shared memory the encoding cost more time
         than the 7-30 % of bytes it saved (benchmarks/README.md). Results are identical.
+    exchange_precision : {"float64", "float32"}
+        ``float32`` (opt-in, for programs with ``exchange_lossy_ok``: PageRank): the
+        published float64 values are rounded to float32 before every exchange, in place,
+        owned slots included, and travel as 4 bytes. Every rank then computes from the same
+        rounded values, so results still do not depend on the rank count (or on
+        ``exchange``), but differ from the float64 run's within the program's tolerance.
+        With ``dense`` (and ``auto``) the rounded values go in one persistent collective
+        of fixed size; with ``sparse`` through the optimizer's encodings. Other programs,
+        and parameters the program refuses, raise one InputError on every rank.
 
     Returns
     -------
@@ -204,7 +238,7 @@ def run_bsp(
         Supersteps run (counting those before a resume), whether the program converged, the wall time of the loop
         (slowest rank) and per-superstep metrics.
     """
-    from hpcdist.graph.sparse_exchange import EXCHANGE_MODES, SparseExchange
+    from hpcdist.graph.sparse_exchange import EXCHANGE_MODES, EXCHANGE_PRECISIONS, SparseExchange
     from hpcdist.runtime.comm import MPI
     from hpcdist.runtime.errors import InputError, collective
 
@@ -212,7 +246,14 @@ def run_bsp(
     with collective(comm):
         if exchange not in EXCHANGE_MODES:
             raise InputError(f"exchange must be one of {', '.join(EXCHANGE_MODES)}, got {exchange!r}")
+        if exchange_precision not in EXCHANGE_PRECISIONS:
+            raise InputError(f"exchange_precision must be one of {', '.join(EXCHANGE_PRECISIONS)}, "
+                             f"got {exchange_precision!r}")
+        reason = lossy_exchange_refusal(program, exchange_precision)
+        if reason is not None:
+            raise InputError(reason)
     binary = bool(getattr(program, "exchange_binary", False))
+    narrow = exchange_precision == "float32"
     if exchange == "auto":
         exchange = "sparse" if binary else "dense"
     # The interior needs no ghost; alone, a rank has no ghosts, so there is nothing to overlap.
@@ -225,9 +266,9 @@ def run_bsp(
         bar = tqdm(total=max_supersteps, desc=program.name, unit="step", leave=False)
     metrics: list[SuperstepMetrics] = []
     converged = False
-    if exchange != "dense":
+    if exchange != "dense" or narrow:  # float32 values travel through the optimizer's fixed-size channel
         sparse = SparseExchange(graph.halo, kernels)
-        sparse.warm_up(binary=binary)
+        sparse.warm_up(binary=binary, precision=exchange_precision)
     if overlap and hasattr(program, "prepare_overlap"):
         program.prepare_overlap()  # type: ignore[attr-defined]
     comm.Barrier()
@@ -242,7 +283,7 @@ def run_bsp(
             values = program.exchange_values(step)
             sent = dense = 0
             interior_s = 0.0
-            if values is not None and exchange == "dense":
+            if values is not None and exchange == "dense" and not narrow:
                 graph.halo.exchange(values)
                 sent = dense = graph.halo.bytes_sent
             elif values is not None:
@@ -250,7 +291,7 @@ def run_bsp(
                     if sparse is not None:
                         sparse.close()
                     sparse = SparseExchange(graph.halo, kernels)
-                sparse.start(values, binary=binary)
+                sparse.start(values, binary=binary, precision=exchange_precision, changes=exchange == "sparse")
                 if overlap:
                     ti = time.perf_counter()
                     program.compute_interior(step)  # type: ignore[attr-defined]

@@ -16,6 +16,13 @@ values), the receiver the ghosts it got (``n_ghost`` values, its own copy, since
 programs reuse and overwrite their ghost slots). The first exchange of a
 :class:`SparseExchange` is dense; a new one (a new run, a rebuilt plan) starts afresh.
 Results are bit-identical to :meth:`HaloPlan.exchange`'s.
+
+Fixed-size messages skip the header round: 0/1 frontiers go as bitmaps, and with
+``precision="float32"`` (opt-in, for programs that tolerate it) float64 values are
+rounded to float32 in place, owned slots included, and go 4 bytes each, every value in
+one persistent collective (``changes=False``) or through the encodings above
+(``changes=True``). With the numba backend the gather, packing, rounding and unpacking
+are single-pass kernels (:mod:`hpcdist.kernels.halo_numba`).
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from hpcdist.graph import halo_codec as codec
 if TYPE_CHECKING:
     from hpcdist.graph.halo import HaloPlan
 
-__all__ = ["SparseExchange", "EXCHANGE_MODES"]
+__all__ = ["SparseExchange", "EXCHANGE_MODES", "EXCHANGE_PRECISIONS"]
 
 #: Below this many values sent by every rank, the exchange stays the plain one: tiny
 #: messages cost latency, not bandwidth, and the header round trip would cost more than
@@ -40,6 +47,14 @@ SPARSE_MIN_VALUES = 256
 #: program supports it), ``dense`` (the plain exchange) and ``auto`` (``sparse`` for 0/1
 #: frontier programs, ``dense`` for value programs: see :func:`hpcdist.graph.bsp.run_bsp`).
 EXCHANGE_MODES = ("auto", "sparse", "dense")
+
+#: How float64 values travel: ``float64`` (exact) or ``float32`` (rounded to nearest, for
+#: programs that declare they tolerate it: see :func:`hpcdist.graph.bsp.run_bsp`).
+EXCHANGE_PRECISIONS = ("float64", "float32")
+
+
+#: :meth:`SparseExchange._round32`'s answer when the rounding is left to the fused send kernel.
+_ROUNDED_LATER = object()
 
 
 def _aligned(sizes: np.ndarray) -> np.ndarray:
@@ -112,6 +127,15 @@ class SparseExchange:
         self._head_in = np.zeros(2 * self._n_in, dtype=np.int64)
         self._pending: tuple[Any, np.ndarray, _State] | None = None
         self._bitmap: tuple | None = None
+        self._fixed: dict[np.dtype, tuple[np.ndarray, np.ndarray, Any]] = {}
+        self._wire32: np.ndarray | None = None  # the owned values rounded to float32 (float32 mode)
+        self._fast = None  # the numba kernels of the fixed-size paths, with the numba backend
+        if self._fused is not None:
+            from hpcdist.kernels import halo_numba
+
+            self._fast = halo_numba
+        # the layout's totals are sums over arrays: taken once, not in every exchange
+        self._n_local, self._n_send = lay.n_owned + lay.n_ghost, lay.n_send
         most = plan.neighbour_comm.allreduce(int(lay.n_send), op=MPI.MAX)
         self.plain = most < min_values
         self.bytes_sent = 0
@@ -124,15 +148,30 @@ class SparseExchange:
             st = self._states[dtype] = _State(self.plan.layout, dtype)
         return st
 
-    def warm_up(self, dtypes: tuple = (np.float64, np.int64, np.uint8), *, binary: bool = False) -> None:
+    def warm_up(self, dtypes: tuple = (np.float64, np.int64, np.uint8), *, binary: bool = False,
+                precision: str = "float64") -> None:
         """Call the fused kernels once per dtype with no work: numba compiles (or loads from
         its cache) here, not in the first exchange. With ``binary``, also build the
-        persistent bitmap collective (collective over the plan's ranks)."""
+        persistent bitmap collective, with ``precision="float32"`` the float32 one
+        (collective over the plan's ranks)."""
         if binary and not (self._alone or self.plain):
             self._bitmap_channel()
+        if precision == "float32":
+            dtypes = (*dtypes, np.float32)
+            if not self._alone:
+                self._fixed_channel(np.dtype(np.float32))
         k = self._fused
         if k is None:
             return
+        f = self._fast
+        idx0 = np.empty(0, dtype=self.plan.layout.send_index.dtype)
+        f.round_float32(np.zeros(1), 0, np.zeros(1, dtype=np.float32))
+        f.gather_float32(np.zeros(1, dtype=np.float32), idx0, np.zeros(0, dtype=np.float32))
+        f.spread_float32(np.zeros(0, dtype=np.float32), np.zeros(1), 1)
+        f.narrow_send(np.zeros(1), 0, np.zeros(1, dtype=np.float32), idx0, np.zeros(0, dtype=np.float32))
+        b0 = np.zeros(1, dtype=np.int64)
+        f.pack_all(np.zeros(1, dtype=np.uint8), idx0, b0, np.zeros(8, dtype=np.uint8), b0)
+        f.unpack_all(np.zeros(8, dtype=np.uint8), b0, b0, np.zeros(1, dtype=np.uint8), 0)
         idx = np.empty(0, dtype=self.plan.layout.send_index.dtype)
         for dt in dtypes:
             u = codec.bits(np.zeros(1, dtype=dt))
@@ -191,25 +230,30 @@ class SparseExchange:
             comm = self.plan.neighbour_comm
             request = comm.Neighbor_alltoallv_init(*spec) if hasattr(comm, "Neighbor_alltoallv_init") else spec
             self._bitmap = (send, recv, sd, rd, request)
+            self._bitmap_bytes = int(sc.sum())
         return self._bitmap
 
     def _start_bitmap(self, values: np.ndarray, st: _State) -> None:
         """0/1 values both sides know to be 0/1: bitmaps of fixed size, one round, no header."""
         lay = self.plan.layout
         send, _, sd, _, request = self._bitmap_channel()
-        cur = values[lay.send_index].view(np.uint8)
-        if cur.shape[0] and int(cur.max()) > 1:
-            raise ValueError("exchange: values declared 0/1 (binary=True) hold other values")
-        for i in range(self._n_out):
-            a, b = int(self._send_bounds[i]), int(self._send_bounds[i + 1])
-            packed = np.packbits(cur[a:b])
-            send[int(sd[i]):int(sd[i]) + packed.shape[0]] = packed
+        if self._fast is not None:  # gather and pack in one pass and one call, no temporaries
+            if self._fast.pack_all(values.view(np.uint8), lay.send_index, self._send_bounds, send, sd) < 0:
+                raise ValueError("exchange: values declared 0/1 (binary=True) hold other values")
+        else:
+            cur = values[lay.send_index].view(np.uint8)
+            if cur.shape[0] and int(cur.max()) > 1:
+                raise ValueError("exchange: values declared 0/1 (binary=True) hold other values")
+            for i in range(self._n_out):
+                a, b = int(self._send_bounds[i]), int(self._send_bounds[i + 1])
+                packed = np.packbits(cur[a:b])
+                send[int(sd[i]):int(sd[i]) + packed.shape[0]] = packed
         if isinstance(request, tuple):
             self.plan.neighbour_comm.Neighbor_alltoallv(*request)
         else:
             request.Start()
         st.primed = False  # the change-based encodings start afresh after bitmaps
-        self.bytes_sent = int(((lay.send_counts + 7) // 8).sum())
+        self.bytes_sent = self._bitmap_bytes
         self.modes = {"bitmap": self._n_out}
         self._pending = ("bitmap", values, st)
 
@@ -217,14 +261,58 @@ class SparseExchange:
         _, recv, _, rd, request = self._bitmap
         if not isinstance(request, tuple):
             request.Wait()
-        ghost = st.ghost.view(np.uint8)
+        # straight into the ghost slots: the change encodings start afresh after bitmaps, so
+        # nothing needs holding
+        no = self.plan.layout.n_owned
+        flags = values.view(np.uint8)
+        if self._fast is not None:
+            self._fast.unpack_all(recv, rd, self._recv_bounds, flags, no)
+            return values
         for i in range(self._n_in):
             a, b = int(self._recv_bounds[i]), int(self._recv_bounds[i + 1])
-            ghost[a:b] = np.unpackbits(recv[int(rd[i]):int(rd[i]) + (b - a + 7) // 8], count=b - a)
-        values[self.plan.layout.n_owned:] = st.ghost
+            flags[no + a:no + b] = np.unpackbits(recv[int(rd[i]):int(rd[i]) + (b - a + 7) // 8], count=b - a)
         return values
 
-    def start(self, values: np.ndarray, *, binary: bool = False) -> None:
+    def _fixed_channel(self, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, Any]:
+        """Send and receive buffers of every value in ``dtype``, and their persistent collective."""
+        ch = self._fixed.get(dtype)
+        if ch is None:
+            from mpi4py.util.dtlib import from_numpy_dtype
+
+            lay = self.plan.layout
+            send = np.zeros(lay.n_send, dtype=dtype)
+            recv = np.zeros(lay.n_ghost, dtype=dtype)
+            t = from_numpy_dtype(dtype)
+            spec = ([send, (lay.send_counts, self._send_bounds[:-1]), t],
+                    [recv, (lay.recv_counts, self._recv_bounds[:-1]), t])
+            comm = self.plan.neighbour_comm
+            request = comm.Neighbor_alltoallv_init(*spec) if hasattr(comm, "Neighbor_alltoallv_init") else spec
+            ch = self._fixed[dtype] = (send, recv, request)
+        return ch
+
+    def _round32(self, values: np.ndarray, now: bool = True) -> Any:
+        """Round the owned float64 values to float32 in place; returns their float32 copy.
+
+        Owned and ghost slots then hold the same rounded values on every rank, so a
+        program's result does not depend on which vertices are ghosts (the rank count).
+        ``now=False``: only make the buffer; the caller rounds (``narrow_send``) and gets
+        a marker back.
+        """
+        no = self.plan.layout.n_owned
+        if self._wire32 is None or self._wire32.shape[0] != no:
+            self._wire32 = np.empty(no, dtype=np.float32)
+        wire = self._wire32
+        if not now:
+            return _ROUNDED_LATER
+        if self._fast is not None:
+            self._fast.round_float32(values, no, wire)
+        else:
+            np.copyto(wire, values[:no], casting="same_kind")
+            values[:no] = wire
+        return wire
+
+    def start(self, values: np.ndarray, *, binary: bool = False, precision: str = "float64",
+              changes: bool = True) -> None:
         """Encode the owned values' messages and start sending them; returns with them in flight.
 
         Parameters
@@ -235,22 +323,51 @@ class SparseExchange:
             The caller guarantees 0/1 values in a 1-byte dtype (a BFS frontier), on every
             rank: they go as bitmaps of a size both sides know, in one persistent
             collective without the header round (a value above 1 raises ValueError).
+        precision : {"float64", "float32"}
+            ``float32``: float64 values are rounded to float32 (to nearest) in place, owned
+            slots included, and travel as float32 (4 bytes a value); on one rank too, so
+            results do not depend on the rank count. Other dtypes travel unchanged.
+        changes : bool
+            Send only what changed, in the smallest exact encoding (with the header
+            round). False: every value, in one persistent collective of fixed size (the
+            plain exchange; with ``float32``, of the rounded values).
         """
         from hpcdist.runtime.comm import MPI
 
         lay = self.plan.layout
-        if values.shape[0] != lay.n_owned + lay.n_ghost:
-            raise ValueError(f"exchange: expected {lay.n_owned + lay.n_ghost} values, got {values.shape[0]}")
+        if values.shape[0] != self._n_local:
+            raise ValueError(f"exchange: expected {self._n_local} values, got {values.shape[0]}")
         if self._pending is not None:
             raise RuntimeError("exchange: start() called twice without finish()")
-        st = self._state(values.dtype)
-        self.dense_bytes = lay.n_send * values.dtype.itemsize
+        if precision not in EXCHANGE_PRECISIONS:
+            raise ValueError(f"exchange: precision must be one of {', '.join(EXCHANGE_PRECISIONS)}, got {precision!r}")
+        self.dense_bytes = self._n_send * values.dtype.itemsize
         self.modes = {}
+        narrow = precision == "float32" and values.dtype == np.float64 and not binary
+        wire = None
+        if narrow:
+            fused = self._fast is not None and not self._alone and (self.plain or not changes)
+            wire = self._round32(values, now=not fused)  # fused: rounded with the gather, in one call
+        st = self._state(np.dtype(np.float32) if narrow else values.dtype)
         if self._alone:
             self._pending = (None, values, st)
             self.bytes_sent = 0
             return
-        if self.plain:
+        if narrow and (self.plain or not changes):
+            send, _, request = self._fixed_channel(np.dtype(np.float32))
+            if wire is _ROUNDED_LATER:
+                self._fast.narrow_send(values, lay.n_owned, self._wire32, lay.send_index, send)
+            else:
+                np.take(wire, lay.send_index, out=send)
+            if isinstance(request, tuple):
+                self.plan.neighbour_comm.Neighbor_alltoallv(*request)
+            else:
+                request.Start()
+            self.bytes_sent = send.nbytes
+            self.modes = {"dense": self._n_out}
+            self._pending = ("fixed", values, st)
+            return
+        if self.plain or not changes:
             self.plan.exchange(values)
             self.bytes_sent = self.plan.bytes_sent
             self.modes = {"dense": int(lay.send_ranks.shape[0])}
@@ -261,7 +378,7 @@ class SparseExchange:
                 raise ValueError(f"exchange: binary=True needs a 1-byte array, got {values.dtype}")
             self._start_bitmap(values, st)
             return
-        self._encode(values, st)
+        self._encode(values if wire is None else wire, st)  # send_index indexes the owned values of either
         comm = self.plan.neighbour_comm
         # the header: each receiver learns the encoding and the byte count of its message
         comm.Neighbor_alltoall([self._head_out, 2, MPI.INT64_T], [self._head_in, 2, MPI.INT64_T])
@@ -286,6 +403,15 @@ class SparseExchange:
         self._pending = None
         if request is None:
             return values
+        if isinstance(request, str) and request == "fixed":
+            _, recv, req = self._fixed[np.dtype(np.float32)]
+            if not isinstance(req, tuple):
+                req.Wait()
+            if self._fast is not None:
+                self._fast.spread_float32(recv, values, self.plan.layout.n_owned)
+            else:
+                values[self.plan.layout.n_owned:] = recv
+            return values
         if isinstance(request, str):
             return self._finish_bitmap(values, st)
         request.Wait()
@@ -303,18 +429,23 @@ class SparseExchange:
         values[self.plan.layout.n_owned:] = st.ghost
         return values
 
-    def exchange(self, values: np.ndarray, *, binary: bool = False) -> np.ndarray:
+    def exchange(self, values: np.ndarray, *, binary: bool = False, precision: str = "float64",
+                 changes: bool = True) -> np.ndarray:
         """:meth:`start` then :meth:`finish`: the ghosts of ``values`` get their owners' values."""
-        self.start(values, binary=binary)
+        self.start(values, binary=binary, precision=precision, changes=changes)
         return self.finish()
 
     def close(self) -> None:
-        """Free the persistent bitmap collective, if one was made. Idempotent."""
+        """Free the persistent collectives (bitmaps, fixed-size float32), if any were made. Idempotent."""
         from hpcdist.runtime.comm import MPI
 
         if self._bitmap is not None and not isinstance(self._bitmap[4], tuple) and not MPI.Is_finalized():
             self._bitmap[4].Free()
         self._bitmap = None
+        for _, _, request in self._fixed.values():
+            if not isinstance(request, tuple) and not MPI.Is_finalized():
+                request.Free()
+        self._fixed.clear()
 
     def reset(self) -> None:
         """Forget the previous values: the next exchange is dense (every rank must call it)."""

@@ -154,10 +154,20 @@ def split_pull(graph: "DistGraph", kernels: ModuleType, weighted: bool) -> Split
     return cache[key]
 
 
+#: Safety factor of the float32 rule (see :meth:`PageRankProgram.lossy_exchange_refusal`):
+#: 2 for the difference of two rounding errors, 2 for margin.
+LOSSY_FACTOR = 4.0
+
+
 class PageRankProgram:
-    """PageRank as a :class:`~hpcdist.graph.bsp.VertexProgram`."""
+    """PageRank as a :class:`~hpcdist.graph.bsp.VertexProgram`.
+
+    It tolerates float32 halo values (``exchange_lossy_ok``) when the tolerance allows
+    them: see :meth:`lossy_exchange_refusal`.
+    """
 
     name = "pagerank"
+    exchange_lossy_ok = True
 
     def __init__(
         self,
@@ -210,6 +220,45 @@ class PageRankProgram:
         self.pull(self.contrib, y)
         self.k.pagerank_step(y, self.dw, self.dangling_mass, self.p, self.alpha, self.inv_out, self.is_dangling,
                              self.x, np.empty_like(self.x_new), self.contrib.copy(), 2.0**-SCALE_EXP)
+
+    def lossy_exchange_refusal(self, dtype: np.dtype) -> str | None:
+        """Why float halo values of ``dtype`` would break this run's tolerance, or None.
+
+        The rule, for unit roundoff ``u`` (``2^-24`` for float32): accept when
+        ``alpha < 1``, the personalization and dangling weights are non-negative, and
+        ``n * tol >= 4 * u * alpha / (1 - alpha)``.
+
+        Why: rounding the published ``contrib = x / out_weight`` to ``dtype`` changes each
+        by at most ``u`` relatively, so the pull's sums change by at most ``u * |x|_1 = u``
+        in L1 (each ``x[v]`` is spread over ``v``'s out-edges), and one iteration's update
+        by at most ``alpha * u``. The update is an L1 contraction by ``alpha`` (column-
+        stochastic for non-negative weights), so (1) the L1 change between iterations,
+        which networkx's test compares with ``n * tol``, settles below
+        ``2 * u * alpha / (1 - alpha)`` (two rounding errors per difference); the factor
+        4 leaves it at most half of ``n * tol``, so the run still converges; and (2) the
+        result lies within ``alpha / (1 - alpha) * (n * tol + u)`` in L1 of the exact
+        PageRank, against ``alpha / (1 - alpha) * n * tol`` for the float64 run: the
+        rounding adds at most a quarter of ``n * tol``. The two runs differ by at most
+        ``alpha / (1 - alpha) * (2 * n * tol + u)``. Collective over the graph's
+        communicator (the sign check).
+        """
+        from hpcdist.runtime.comm import MPI
+
+        u = float(np.finfo(dtype).eps) / 2
+        n = self.graph.n_vertices
+        if self.alpha >= 1.0:
+            return (f"pagerank: exchange_precision={dtype.name!r} needs alpha < 1 (got {self.alpha:g}): "
+                    "without damping the rounding error is not bounded")
+        signed = bool(np.any(self.p < 0) or np.any(self.dw < 0))
+        if self.graph.comm.allreduce(signed, op=MPI.LOR):
+            return (f"pagerank: exchange_precision={dtype.name!r} needs non-negative personalization and dangling "
+                    "weights: the rounding bound assumes a probability vector")
+        floor = LOSSY_FACTOR * u * self.alpha / (1.0 - self.alpha)
+        if n * self.tol < floor:
+            return (f"pagerank: tol={self.tol:g} is tighter than {dtype.name} halo values can honour on {n:,} vertices "
+                    f"at alpha={self.alpha:g}: they need n * tol >= 4 * 2^{int(np.log2(u))} * alpha / (1 - alpha), "
+                    f"i.e. tol >= {floor / n:.3g} (or keep float64 halo values)")
+        return None
 
     def _normalised(self, values: np.ndarray | None, n: int, what: str, allow_zero: bool = False) -> np.ndarray:
         if values is None:
@@ -312,6 +361,7 @@ def pagerank(
     on_superstep: SuperstepHook | None = None,
     resume: Resume | None = None,
     exchange: str = "auto",
+    exchange_precision: str = "float64",
 ) -> VertexResult:
     """PageRank of every vertex, with the parameters and semantics of ``networkx.pagerank``.
 
@@ -347,6 +397,12 @@ def pagerank(
         Continue from a checkpoint's state (see :class:`hpcdist.graph.bsp.Resume`).
     exchange : {"auto", "sparse", "dense"}
         The halo exchange (see :func:`hpcdist.graph.bsp.run_bsp`); identical results.
+    exchange_precision : {"float64", "float32"}
+        ``float32`` (opt-in): the published contributions are rounded to float32 on every
+        rank and travel as 4 bytes. Results stay bit-identical for every rank count and
+        ``exchange``, and lie within ``alpha / (1 - alpha) * (2 * n * tol + 2^-24)`` (L1)
+        of the float64 run's. Refused (InputError) when ``tol`` is tighter than the
+        rounding allows: :meth:`PageRankProgram.lossy_exchange_refusal` gives the rule.
 
     Returns
     -------
@@ -373,7 +429,7 @@ def pagerank(
         weighted=use_weights,
     )
     run = run_bsp(graph, program, max_supersteps=max_iter, kernels=kernels, progress=progress, on_superstep=on_superstep,
-                  resume=resume, exchange=exchange)
+                  resume=resume, exchange=exchange, exchange_precision=exchange_precision)
     return VertexResult(
         graph=graph,
         values=program.x.copy(),
@@ -383,7 +439,7 @@ def pagerank(
         seconds=run.seconds,
         run=run,
         params={"alpha": float(alpha), "tol": float(tol), "max_iter": int(max_iter), "backend": kernels.NAME,
-                "weighted": use_weights, "final_error": float(program.err),
+                "weighted": use_weights, "final_error": float(program.err), "exchange_precision": exchange_precision,
                 "pull": program.pull.describe(), "pull_plan_seconds": program.pull_seconds,
                 "warm_up_seconds": program.warm_up_seconds},
     )
