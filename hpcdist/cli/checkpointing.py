@@ -122,6 +122,16 @@ def checkpointing(
         from hpcdist.checkpoint import CheckpointStore
 
         store = CheckpointStore(args.checkpoint_dir, comm, keep=keep)
+        if not args.resume:
+            # A fresh run's rotation would delete them: a requeued job that lost --resume
+            # must not throw its progress away without a word.
+            held = store.latest()
+            with collective(comm):
+                if held is not None:
+                    raise InputError(
+                        f"{args.checkpoint_dir} already holds checkpoints (the newest after superstep {held.step}, "
+                        f"of {held.meta.get('algorithm', 'a run')}); pass --resume to continue from it, or give an "
+                        "empty --checkpoint-dir (nothing was deleted)")
     with ExitStack() as stack:
         signals = stack.enter_context(StopSignals()) if store is not None else None
         watchdog = stack.enter_context(Watchdog(timeout)) if timeout else None

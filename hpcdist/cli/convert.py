@@ -36,14 +36,14 @@ def run(args: argparse.Namespace) -> int:
     from hpcdist.graph.memory import format_bytes
     from hpcdist.runtime.comm import MPI
     from hpcdist.runtime.context import Context
-    from hpcdist.runtime.errors import InputError, collective
+    from hpcdist.runtime.errors import collective
     from hpcdist.runtime.logs import echo
+    from hpcdist.runtime.paths import check_output_path
 
     with Context(backend="numpy", discover_gpus=False) as ctx:
         comm = ctx.comm
         with collective(comm):
-            if os.path.abspath(args.output) == os.path.abspath(args.input):
-                raise InputError("the output would overwrite the input", path=args.output)
+            check_output_path(args.output, inputs=[args.input], probe=ctx.rank == 0)
         peak = estimate_peak_bytes(args.input, comm, undirected=args.undirected, weighted=args.weights)
         comm.Barrier()
         t0 = time.perf_counter()

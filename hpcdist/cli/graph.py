@@ -146,10 +146,17 @@ def _check_common(args: argparse.Namespace) -> None:
     rebalancing.validate(args)
     exchange_keyword(args)
     precision_keyword(args)
+    # Checked now, not when the run is over and its result would be lost (one probe file per job).
+    from hpcdist.runtime.comm import MPI
+    from hpcdist.runtime.paths import check_output_path
+
+    first = MPI.COMM_WORLD.Get_rank() == 0
+    if args.output:
+        check_output_path(args.output, inputs=[args.input], probe=first)
     if args.metrics:
         from hpcdist.metrics import check_metrics_path
 
-        check_metrics_path(args.metrics)
+        check_metrics_path(args.metrics, inputs=[args.input, args.output], probe=first)
 
 
 #: ``vc_call(graph) -> VertexCutResult``: one algorithm's run on a loaded VertexCutGraph.
@@ -368,6 +375,8 @@ def _run_pagerank(args: argparse.Namespace) -> int:
         tol = _number(args.tol, "--tol")
         max_iter = _number(args.max_iter, "--max-iter", int)
         top = _number(args.top, "--top", int)
+        if top < 0:
+            raise InputError(f"--top must be at least 0, got {top}")
         precision = precision_keyword(args)
 
     def call(graph, backend, on_superstep, resume):
@@ -404,8 +413,12 @@ def _run_bfs(args: argparse.Namespace) -> int:
         roots_k = None if args.roots is None else _number(args.roots, "--roots", int)
         source = _source(args) if roots_k is None else None
         seed = _number(args.seed, "--seed", int)
+        if not 0 <= seed < 2**63:
+            raise InputError(f"--seed must be a whole number from 0 to 2^63 - 1, got {args.seed}")
         if roots_k is not None and roots_k < 1:
             raise InputError(f"--roots must be at least 1, got {roots_k}")
+        if roots_k is not None and args.source is not None:
+            raise InputError("give --source or --roots, not both")
         if roots_k is not None and args.checkpoint_dir:
             raise InputError("--checkpoint-dir works with one --source, not with --roots")
         if args.direction not in ("auto", "top-down", "bottom-up"):

@@ -111,7 +111,50 @@ def _exec_run(args: argparse.Namespace) -> int:
             raise InputError(f"hpcdist exec {program[0]}: missing {'module name' if program[0] == '-m' else 'code'}")
         if program[0] not in ("-m", "-c") and not os.path.isfile(program[0]):
             raise InputError(f"hpcdist exec: no such file: {program[0]}")
+        if program[0] == "-m" and not _module_exists(program[1]):
+            raise InputError(f"hpcdist exec -m: no module named {program[1]!r}")
     return run_program(program)
+
+
+def _check_environment(log_level: str | None) -> None:
+    """Set up logging and read every ``HPCDIST_*`` setting (and the config file) once, up front.
+
+    Under a launcher all ranks do it inside one agreement: a typo in the environment is
+    then one message and the same exit status on every rank, not an abort per rank.
+    """
+    from hpcdist.graph.memory import parse_bytes
+    from hpcdist.runtime.errors import InputError
+    from hpcdist.runtime.faults import faults
+    from hpcdist.runtime.logs import setup_logging
+    from hpcdist.runtime.settings import load_settings
+
+    def check() -> None:
+        setup_logging(log_level)
+        settings = load_settings()
+        if settings.memory_limit is not None:
+            try:
+                parse_bytes(settings.memory_limit)
+            except HpcdistError as exc:
+                raise InputError(f"{settings.sources.get('memory_limit', 'memory_limit')}: {exc}") from None
+        faults()
+
+    if not any(os.environ.get(var) for var in _LAUNCHER_RANK_VARS):
+        check()
+        return
+    from hpcdist.runtime.comm import MPI
+    from hpcdist.runtime.errors import collective
+
+    with collective(MPI.COMM_WORLD):
+        check()
+
+
+def _module_exists(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a parent package that is missing, or an empty name
+        return False
 
 
 def _split_exec(argv: list[str]) -> tuple[list[str], list[str] | None]:
@@ -142,15 +185,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     head, program = _split_exec(argv)
     parser = build_parser()
     quiet = _launcher_rank() != 0
-    saved = sys.stdout
-    if quiet:  # --help and --version print once per job
-        sys.stdout = open(os.devnull, "w")
+    saved = sys.stdout, sys.stderr
+    if quiet:  # --help, --version and a usage error print once per job (every rank parses the same line)
+        sys.stdout = sys.stderr = open(os.devnull, "w")
     try:
         args = parser.parse_args(head)
     finally:
         if quiet:
             sys.stdout.close()
-            sys.stdout = saved
+            sys.stdout, sys.stderr = saved
     if program is not None:
         args.program = program
     if not getattr(args, "command", None):
@@ -158,10 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
         return 2
 
-    from hpcdist.runtime.logs import setup_logging
-
     try:
-        setup_logging(getattr(args, "log_level", None))
+        _check_environment(getattr(args, "log_level", None))
         return int(args.func(args) or 0)
     except HpcdistError as exc:
         from hpcdist.runtime.comm import world_rank_and_size

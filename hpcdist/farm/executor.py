@@ -270,7 +270,7 @@ class Farm(ModelFarmMixin, cf.Executor):
             if self._metrics_path is not None:
                 from hpcdist.metrics.io import check_metrics_path
 
-                check_metrics_path(self._metrics_path)
+                check_metrics_path(self._metrics_path, probe=ctx.rank == 0)  # one probe file per job
             if self._status_dir is not None:
                 from hpcdist.metrics.status import StatusWriter
 

@@ -85,19 +85,26 @@ def write_distributed(
     if rank < size - 1:
         comm.send(None, dest=rank + 1, tag=_TOKEN_TAG)
     comm.Barrier()  # every slice is on disk before the file gets its final name
-    if rank == 0:
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        dir_fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    comm.Barrier()
+    with collective(comm):  # e.g. the path became a directory meanwhile: one message, no .tmp left behind
+        if rank == 0:
+            try:
+                fd = os.open(tmp, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.replace(tmp, path)
+            except OSError as exc:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise InputError(f"cannot write the output file ({exc.strerror or exc})", path=path) from None
+            dir_fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
 
 
 def read_slice(path: str, name: str, start: int, stop: int) -> np.ndarray:

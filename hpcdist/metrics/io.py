@@ -126,20 +126,24 @@ def _json_document(records: list[dict[str, Any]]) -> dict[str, Any]:
     return doc
 
 
-def check_metrics_path(path: str | Path) -> None:
-    """Refuse a metrics path before a run rather than after it: it must end in .json or .jsonl.
+def check_metrics_path(path: str | Path, inputs: Sequence[str | None] = (), probe: bool = True) -> None:
+    """Refuse a metrics path before a run rather than after it: it must end in .json or .jsonl,
+    and be writable without overwriting one of ``inputs``
+    (:func:`hpcdist.runtime.paths.check_output_path`, whose ``probe`` it passes on).
 
     Raises
     ------
     InputError
-        Another suffix, or a parent directory that does not exist.
+        Another suffix, a directory, a parent directory that does not exist or cannot be
+        written, or an input's path.
     """
+    from hpcdist.runtime.paths import check_output_path
+
     path = Path(path)
     if path.suffix not in (".json", ".jsonl"):
         raise InputError("a metrics file must end in .json (one document) or .jsonl (one record per line)",
                          path=str(path))
-    if not path.parent.is_dir():
-        raise InputError("the metrics file's directory does not exist", path=str(path))
+    check_output_path(path, inputs=inputs, what="metrics file", probe=probe)
 
 
 def _encode(path: Path, records: list[dict[str, Any]]) -> bytes:

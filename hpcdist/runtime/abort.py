@@ -89,6 +89,8 @@ def abort_job(exc: BaseException, code: int = EXIT_ERROR, skip_frames: int = 0) 
     from hpcdist.runtime.comm import MPI, world_rank_and_size
 
     rank, size = world_rank_and_size()
+    if size > 1 and rank != 0:
+        _defer_to_rank_zero()
     try:
         if isinstance(exc, HpcdistError):
             where = f" on rank {rank} of {size}" if size > 1 else ""
@@ -112,6 +114,19 @@ def abort_job(exc: BaseException, code: int = EXIT_ERROR, skip_frames: int = 0) 
 #: is still in its forwarding pipe when the abort arrives (measured: 1 run in 20 lost
 #: the traceback without this pause).
 ABORT_GRACE_S = 0.25
+
+
+#: Seconds a rank other than 0 waits before it prints and aborts. When every rank fails at
+#: once (a syntax error, an import error, a watchdog that fires everywhere) rank 0's message
+#: and abort come first and end the others: the job prints the error once, not once per rank.
+#: A rank that fails alone ends the job this much later.
+ABORT_DEFER_S = 1.0
+
+
+def _defer_to_rank_zero() -> None:
+    import time
+
+    time.sleep(ABORT_DEFER_S)
 
 
 def _let_launcher_forward_output() -> None:
@@ -199,6 +214,8 @@ def run_program(argv: list[str]) -> int:
 
             rank, size = world_rank_and_size()
             if size > 1:
+                if rank != 0:
+                    _defer_to_rank_zero()
                 sys.stderr.write(f"hpcdist: rank {rank} of {size} exited with status {status} -- aborting all {size} ranks\n")
                 sys.stderr.flush()
                 _let_launcher_forward_output()

@@ -119,6 +119,21 @@ def test_checkpoint_of_another_graph_or_parameters_is_refused(tmp_path):
 
 
 @pytest.mark.timeout(120)
+def test_a_run_without_resume_keeps_the_checkpoints_it_finds(tmp_path):
+    """A fresh run's rotation would delete another run's checkpoints: refused, nothing lost."""
+    ck = tmp_path / "ck"
+    rc, text, _ = _pagerank(2, tmp_path / "a.h5", "--checkpoint-dir", str(ck), "--checkpoint-every", "20")
+    assert rc == 0, text
+    before = _steps(ck)
+    assert before
+    rc, text, _ = _pagerank(3, tmp_path / "b.h5", "--checkpoint-dir", str(ck), "--checkpoint-every", "1")
+    assert rc == 2 and "already holds checkpoints" in text and "--resume" in text and "Traceback" not in text, text
+    assert text.count("already holds checkpoints") == 1
+    assert _steps(ck) == before
+    assert not (tmp_path / "b.h5").exists()
+
+
+@pytest.mark.timeout(120)
 @pytest.mark.parametrize("args, message", [
     (("--resume",), "--resume needs --checkpoint-dir"),
     (("--checkpoint-every", "3"), "--checkpoint-every needs --checkpoint-dir"),

@@ -107,6 +107,10 @@ def test_bad_input_is_one_input_error(comm):
             with pytest.raises(InputError, match="delta must be a positive number"):
                 sssp(g, 0, delta=bad)
         assert gathered(comm, sssp(g, 2)).tolist() == [np.inf, np.inf, 0.0]
+        # distance 3 in buckets of 1e-19 is past bucket 2^62, which reads as "none pending": refused, not cut short
+        with pytest.raises(InputError, match=r"delta=1e-19 is too small .* at distance 1 .* at least 8.67e-19"):
+            sssp(g, 0, delta=1e-19)
+        assert gathered(comm, sssp(g, 0, delta=1e-17)).tolist() == [0.0, 1.0, 3.0]
     for bad in (-1.0, float("nan")):
         with pytest.raises(InputError, match="finite and non-negative"):
             from_edges([0], [1], [bad], n=2, comm=comm)

@@ -132,6 +132,27 @@ class SSSPProgram:
         # a bucket's light work first; its heavy edges once it has settled
         self.phase, self.bucket = (LIGHT, light) if light <= heavy else (HEAVY, heavy)
         self.done = min(light, heavy) >= int(self.k.NO_BUCKET)
+        if self.done:
+            self._check_bucket_overflow()
+
+    def _check_bucket_overflow(self) -> None:
+        """Refuse a run whose pending vertices sit past the last bucket number (2^62).
+
+        Their bucket reads as "none left", so the run would end with them unsettled: a
+        delta far too small for the distances (``--delta 1e-17`` on a road network).
+        Collective; costs one reduction, at the end of the run.
+        """
+        from hpcdist.runtime.comm import MPI
+
+        stuck = self.pending != 0
+        far = float(self.dist[stuck].min()) if stuck.any() else np.inf
+        far = self.graph.comm.allreduce(far, op=MPI.MIN)
+        with collective(self.graph.comm):
+            if far < np.inf:
+                raise InputError(
+                    f"sssp: delta={self.delta:g} is too small for these distances: vertices at distance {far:g} "
+                    f"fall past the last of the 2^62 buckets ({far / self.delta:.3g}); use a delta of at least "
+                    f"{far / 2.0**60:.3g}, or leave it out for the automatic one")
 
     def exchange_values(self, superstep: int) -> np.ndarray:
         self.active = self.k.sssp_publish(self.dist, self.pending, self.delta, self.bucket, self.phase, self.pub)
