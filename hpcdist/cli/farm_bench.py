@@ -55,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
                 raise InputError("farm-bench needs a coordinator and workers: mpiexec -n 3 hpcdist farm-bench")
             if args.repeats is not None and args.repeats < 1:
                 raise InputError(f"--repeats must be at least 1, got {args.repeats}")
+            if args.output and Path(args.output).is_dir():  # found now, not after the whole benchmark
+                raise InputError("the output file is a directory", path=args.output)
             bench = _benchmarks()
             only = None if args.only is None else [m.strip() for m in args.only.split(",") if m.strip()]
             unknown = sorted(set(only or ()) - set(bench.MEASUREMENTS))

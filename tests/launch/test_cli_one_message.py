@@ -95,3 +95,8 @@ def test_a_negative_seed_is_refused():
 def test_contradictory_or_negative_options_are_refused(args, message):
     rc, text, _ = _graph(2, *args)
     assert rc == 2 and text.count(message) == 1 and "Traceback" not in text, text
+
+
+def test_farm_bench_refuses_a_directory_as_output_before_it_runs(tmp_path):
+    rc, text, took = launch(3, *hpcdist_cmd(), "farm-bench", "--quick", "--output", str(tmp_path), timeout=60)
+    assert rc == 2 and text.count("the output file is a directory") == 1 and "round_trip" not in text, text
