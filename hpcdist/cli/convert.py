@@ -31,12 +31,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Convert. Collective over ``COMM_WORLD``."""
-    from hpcdist.graph.hdf5csr import write_csr
+    from hpcdist.graph.hdf5csr import is_hdf5_path, write_csr
     from hpcdist.graph.io import estimate_peak_bytes, read_edges
-    from hpcdist.graph.memory import format_bytes
+    from hpcdist.graph.memory import format_bytes, parse_bytes
     from hpcdist.runtime.comm import MPI
     from hpcdist.runtime.context import Context
-    from hpcdist.runtime.errors import collective
+    from hpcdist.runtime.errors import InputError, collective
     from hpcdist.runtime.logs import echo
     from hpcdist.runtime.paths import check_output_path
 
@@ -44,6 +44,12 @@ def run(args: argparse.Namespace) -> int:
         comm = ctx.comm
         with collective(comm):
             check_output_path(args.output, inputs=[args.input], probe=ctx.rank == 0)
+            if not is_hdf5_path(args.output.lower()):
+                # the readers tell formats by the name: HDF5 under another name would not read back
+                raise InputError("convert writes HDF5 CSR: give an output name ending in .h5 or .hdf5",
+                                 path=args.output)
+            if args.memory_limit is not None:
+                parse_bytes(args.memory_limit)
         peak = estimate_peak_bytes(args.input, comm, undirected=args.undirected, weighted=args.weights)
         comm.Barrier()
         t0 = time.perf_counter()

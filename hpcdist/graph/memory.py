@@ -123,9 +123,12 @@ def parse_bytes(value: int | float | str) -> int:
             text, scale = text[:-1], mult
             break
     try:
-        return int(float(text) * scale)
+        number = float(text) * scale
     except ValueError:
         raise InputError(f"not a memory size: {value!r} (use e.g. 512M or 4G)") from None
+    if not (number >= 0 and number != float("inf")):  # NaN fails the first test
+        raise InputError(f"a memory size must be finite and non-negative, got {value!r}")
+    return int(number)
 
 
 def _limit_from_settings() -> int | None:

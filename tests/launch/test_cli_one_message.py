@@ -100,3 +100,18 @@ def test_contradictory_or_negative_options_are_refused(args, message):
 def test_farm_bench_refuses_a_directory_as_output_before_it_runs(tmp_path):
     rc, text, took = launch(3, *hpcdist_cmd(), "farm-bench", "--quick", "--output", str(tmp_path), timeout=60)
     assert rc == 2 and text.count("the output file is a directory") == 1 and "round_trip" not in text, text
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--memory-limit", "-5"), "a memory size must be finite and non-negative"),
+    (("--memory-limit", "nan"), "a memory size must be finite and non-negative"),
+])
+def test_convert_refuses_a_negative_memory_limit(tmp_path, args, message):
+    rc, text, _ = launch(2, *hpcdist_cmd(), "convert", "rmat:8", str(tmp_path / "g.h5"), *args, timeout=60)
+    assert rc == 2 and text.count(message) == 1 and not (tmp_path / "g.h5").exists(), text
+
+
+def test_convert_refuses_an_output_that_would_not_read_back_as_hdf5(tmp_path):
+    rc, text, _ = launch(2, *hpcdist_cmd(), "convert", "rmat:8", str(tmp_path / "g.txt"), timeout=60)
+    assert rc == 2 and text.count("give an output name ending in .h5 or .hdf5") == 1, text
+    assert not (tmp_path / "g.txt").exists()
