@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import html
 import io
+import os
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from hpcdist.metrics.check import check_metrics_file
 from hpcdist.runtime.errors import InputError
 
-__all__ = ["HELP", "add_arguments", "run", "render_html"]
+__all__ = ["HELP", "add_arguments", "run", "render_html", "load_metrics"]
 
 HELP = "write a self-contained HTML report (plots, findings) of a metrics file"
 
@@ -54,17 +57,23 @@ def _matplotlib():
 
 
 def run(args: argparse.Namespace) -> int:
-    """Read ``args.metrics``, write ``args.output``. Serial; errors are InputError (exit 2)."""
-    from hpcdist.metrics.io import read_metrics
+    """Read ``args.metrics``, write ``args.output``. Serial; errors are InputError (exit 2).
 
+    The output is checked (and a temporary file created beside it) before the metrics
+    are read, so a report is never computed only to be lost, and it can never replace
+    the metrics file it is made from.
+    """
     Figure = _matplotlib()
-    doc = read_metrics(args.metrics)
-    page = render_html(doc, Figure, title=args.title, source=str(args.metrics))
     out = Path(args.output)
+    final, tmp = _prepare_output(out, Path(args.metrics))
     try:
-        out.write_text(page, encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot write the report ({exc.strerror})", path=str(out)) from None
+        doc = load_metrics(args.metrics)
+        page = render_html(doc, Figure, title=args.title, source=str(args.metrics))
+        _write_output(out, final, tmp, page.encode("utf-8"))
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
     farm = doc.get("farm") or {}
     extra = f", {len(farm.get('workers') or [])} farm workers" if farm.get("summary") else ""
     print(f"wrote {out} ({len(doc['supersteps'])} supersteps, {len(doc['findings'])} findings, "
@@ -72,6 +81,48 @@ def run(args: argparse.Namespace) -> int:
     if farm.get("summary"):
         print(farm_load_text(farm))
     return 0
+
+
+def _prepare_output(out: Path, metrics: Path) -> tuple[Path, Path | None]:
+    """Refuse an output path that cannot take the report, before anything is computed.
+
+    Returns the file to replace (a symbolic link's target) and an empty temporary file
+    beside it, created now: the write is then a rename, so a failed write leaves an
+    older report whole, and a directory that cannot be written in is found before the
+    report is computed. A special file (``/dev/null``, a FIFO) is written in place (no
+    temporary file).
+    """
+    from hpcdist.runtime.paths import check_output_path
+
+    final = Path(os.path.realpath(out))
+    check_output_path(out, inputs=[metrics], what="report", probe=False)  # the temporary file below probes
+    if final.exists() and not final.is_file():
+        return final, None
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    try:
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except OSError as exc:
+        raise InputError(f"cannot write the report there ({exc.strerror})", path=str(out)) from None
+    return final, tmp
+
+
+def _write_output(out: Path, final: Path, tmp: Path | None, data: bytes) -> None:
+    try:
+        with open(final if tmp is None else tmp, "wb") as f:
+            f.write(data)
+        if tmp is not None:
+            os.replace(tmp, final)
+    except OSError as exc:
+        raise InputError(f"cannot write the report ({exc.strerror})", path=str(out)) from None
+
+
+def load_metrics(path: str | Path) -> dict[str, Any]:
+    """``read_metrics(path)``, then :func:`check_metrics_file`: a document every plot can draw."""
+    from hpcdist.metrics.io import read_metrics
+
+    doc = read_metrics(path)
+    check_metrics_file(path, doc)
+    return doc
 
 
 # -- helpers ---------------------------------------------------------------------------
