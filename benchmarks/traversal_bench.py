@@ -6,6 +6,11 @@ and roots, interleaved root by root, so every ratio compares numbers from one jo
     .venv/bin/mpiexec -n 1 .venv/bin/python benchmarks/traversal_bench.py --scale 18
     .venv/bin/mpiexec -n 2 .venv/bin/python benchmarks/traversal_bench.py --scale 18
 
+One thread per rank (the BFS target's setting): ``NUMBA_NUM_THREADS=1`` in the
+environment (``mpiexec -env NUMBA_NUM_THREADS 1 ...`` or exported before). BFS alone,
+several passes over the roots: ``--only bfs --bfs-repeats 5``; ``--label`` records the
+conditions (say, the machine's load) in the JSON.
+
 The graph is Graph500's: RMAT at the given scale and edge factor 16, symmetrised, with
 a weight per undirected edge (a hash of its end points in (0, 1], the same in both
 directions) for SSSP. BFS roots are Graph500's: ``--roots`` random vertices with
@@ -76,6 +81,83 @@ def harmonic(values: list[float]) -> float:
     return len(values) / sum(1.0 / v for v in values)
 
 
+def bfs_report(roots, edges, examined, directions, ours, kernel, theirs, repeats: int) -> dict:
+    """TEPS the Graph500 way (harmonic mean over roots), over all passes and per pass."""
+    teps = [e / s for e, s in zip(edges, ours)]
+    teps_kernel = [e / s for e, s in zip(edges, kernel)]
+    teps_scipy = [e / s for e, s in zip(edges, theirs)]
+    n = len(roots)
+    per_pass = [harmonic(teps[i * n:(i + 1) * n]) / harmonic(teps_scipy[i * n:(i + 1) * n]) for i in range(repeats)]
+    per_pass_kernel = [harmonic(teps_kernel[i * n:(i + 1) * n]) / harmonic(teps_scipy[i * n:(i + 1) * n])
+                       for i in range(repeats)]
+    return {
+        "roots": roots,
+        "passes": repeats,
+        "edges_traversed": edges,
+        "edges_examined": examined,
+        "directions": directions,
+        "hpcdist_s": summary(ours),
+        "hpcdist_kernel_s": summary(kernel),
+        "scipy_s": summary(theirs),
+        "teps_harmonic_mean": harmonic(teps),
+        "teps_kernel_harmonic_mean": harmonic(teps_kernel),
+        "scipy_teps_harmonic_mean": harmonic(teps_scipy),
+        "speedup_vs_scipy": harmonic(teps) / harmonic(teps_scipy),
+        "speedup_kernel_vs_scipy": harmonic(teps_kernel) / harmonic(teps_scipy),
+        "speedup_vs_scipy_per_pass": summary(per_pass),
+        "speedup_kernel_vs_scipy_per_pass": summary(per_pass_kernel),
+        "paired_speedups": [b / a for a, b in zip(ours, theirs)],
+        "paired_speedup_median": statistics.median([b / a for a, b in zip(ours, theirs)]),
+    }
+
+
+def cc_report(g, comm, A, repeats: int) -> dict:
+    from hpcdist.graph import connected_components
+
+    ours, theirs = [], []
+    for _ in range(repeats):
+        r, s = timed(comm, lambda: connected_components(g, backend="numba"))
+        ours.append(s)
+        labels = r.gather_arrays()
+        if comm.rank == 0:
+            from scipy.sparse.csgraph import connected_components as scipy_cc
+
+            t = time.perf_counter()
+            count, lab = scipy_cc(A, directed=True, connection="weak")
+            theirs.append(time.perf_counter() - t)
+            smallest = np.full(count, np.iinfo(np.int64).max)
+            np.minimum.at(smallest, lab, np.arange(g.n_vertices))
+            assert np.array_equal(labels[1], smallest[lab])
+        polite_wait(comm)
+    theirs = comm.bcast(theirs)
+    return {"components": r.params["components"], "largest": r.params["largest_component"],
+            "supersteps": r.iterations, "hpcdist_s": summary(ours), "scipy_s": summary(theirs),
+            "speedup_vs_scipy": statistics.median(theirs) / statistics.median(ours)}
+
+
+def sssp_report(g, comm, A, roots) -> dict:
+    from hpcdist.graph import sssp
+
+    ours, theirs, steps = [], [], []
+    for root in roots:
+        r, s = timed(comm, lambda: sssp(g, root, backend="numba"))
+        ours.append(s)
+        steps.append(r.iterations)
+        dist = r.gather_arrays()
+        if comm.rank == 0:
+            from scipy.sparse.csgraph import dijkstra
+
+            t = time.perf_counter()
+            ref = dijkstra(A, indices=root)
+            theirs.append(time.perf_counter() - t)
+            assert np.array_equal(dist[1], ref)  # bit for bit
+        polite_wait(comm)
+    theirs = comm.bcast(theirs)
+    return {"delta": r.params["delta"], "supersteps": steps, "hpcdist_s": summary(ours),
+            "scipy_s": summary(theirs), "speedup_vs_scipy": statistics.median(theirs) / statistics.median(ours),
+            "paired_speedups": [b / a for a, b in zip(ours, theirs)]}
+
+
 def main() -> int:
     from hpcdist.graph import bfs, connected_components, from_edgelist, sssp
     from hpcdist.graph.algorithms.bfs import random_roots
@@ -89,9 +171,14 @@ def main() -> int:
     ap.add_argument("--sssp-roots", type=int, default=3)
     ap.add_argument("--cc-repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--bfs-repeats", type=int, default=1,
+                    help="passes over the BFS roots (each pass gives one harmonic-mean TEPS; the spread is reported)")
+    ap.add_argument("--only", default="bfs,cc,sssp", help="comma-separated subset of bfs,cc,sssp to run")
     ap.add_argument("--partitioner", default="block")
     ap.add_argument("--output", default=None)
+    ap.add_argument("--label", default="", help="free text kept in the JSON (conditions, load)")
     args = ap.parse_args()
+    only = set(args.only.split(","))
     comm = MPI.COMM_WORLD.Dup()
     rank, size = comm.rank, comm.size
     spec = f"rmat:{args.scale}:{args.edgefactor}"
@@ -104,8 +191,9 @@ def main() -> int:
     threads = share_cores(comm)
     roots = random_roots(g, args.roots, args.seed)
     # numba compiles or loads its cache, and the graph builds its transposed CSR, here
-    (_, warm_s) = timed(comm, lambda: (bfs(g, roots[0], backend="numba"), sssp(g, roots[0], backend="numba"),
-                                       connected_components(g, backend="numba")))
+    (_, warm_s) = timed(comm, lambda: (bfs(g, roots[0], backend="numba"),
+                                       "sssp" in only and sssp(g, roots[0], backend="numba"),
+                                       "cc" in only and connected_components(g, backend="numba")))
 
     # The graph for scipy in input ids (rows = sources), weights included.
     keys = g.column_input_ids()
@@ -125,7 +213,7 @@ def main() -> int:
     report: dict = {}
     # ---------------------------------------------------------------- BFS
     ours, kernel, theirs, edges, examined, directions = [], [], [], [], [], []
-    for root in roots:
+    for root in [r for _ in range(args.bfs_repeats) for r in roots] if "bfs" in only else []:
         r, s = timed(comm, lambda: bfs(g, root, backend="numba"))
         ours.append(s)
         kernel.append(r.seconds)
@@ -141,66 +229,12 @@ def main() -> int:
             assert order.shape[0] == r.params["reached"], (order.shape[0], r.params["reached"])
         polite_wait(comm)
     theirs = comm.bcast(theirs)
-    teps = [e / s for e, s in zip(edges, ours)]
-    teps_kernel = [e / s for e, s in zip(edges, kernel)]
-    teps_scipy = [e / s for e, s in zip(edges, theirs)]
-    report["bfs"] = {
-        "roots": roots,
-        "edges_traversed": edges,
-        "edges_examined": examined,
-        "directions": directions,
-        "hpcdist_s": summary(ours),
-        "hpcdist_kernel_s": summary(kernel),
-        "scipy_s": summary(theirs),
-        "teps_harmonic_mean": harmonic(teps),
-        "teps_kernel_harmonic_mean": harmonic(teps_kernel),
-        "scipy_teps_harmonic_mean": harmonic(teps_scipy),
-        "speedup_vs_scipy": harmonic(teps) / harmonic(teps_scipy),
-        "speedup_kernel_vs_scipy": harmonic(teps_kernel) / harmonic(teps_scipy),
-        "paired_speedups": [b / a for a, b in zip(ours, theirs)],
-        "paired_speedup_median": statistics.median([b / a for a, b in zip(ours, theirs)]),
-    }
-
-    # ---------------------------------------------------------------- CC
-    ours, theirs = [], []
-    for _ in range(args.cc_repeats):
-        r, s = timed(comm, lambda: connected_components(g, backend="numba"))
-        ours.append(s)
-        labels = r.gather_arrays()
-        if rank == 0:
-            from scipy.sparse.csgraph import connected_components as scipy_cc
-
-            t = time.perf_counter()
-            count, lab = scipy_cc(A, directed=True, connection="weak")
-            theirs.append(time.perf_counter() - t)
-            smallest = np.full(count, np.iinfo(np.int64).max)
-            np.minimum.at(smallest, lab, np.arange(g.n_vertices))
-            assert np.array_equal(labels[1], smallest[lab])
-        polite_wait(comm)
-    theirs = comm.bcast(theirs)
-    report["cc"] = {"components": r.params["components"], "largest": r.params["largest_component"],
-                    "supersteps": r.iterations, "hpcdist_s": summary(ours), "scipy_s": summary(theirs),
-                    "speedup_vs_scipy": statistics.median(theirs) / statistics.median(ours)}
-
-    # ---------------------------------------------------------------- SSSP
-    ours, theirs, steps = [], [], []
-    for root in roots[: args.sssp_roots]:
-        r, s = timed(comm, lambda: sssp(g, root, backend="numba"))
-        ours.append(s)
-        steps.append(r.iterations)
-        dist = r.gather_arrays()
-        if rank == 0:
-            from scipy.sparse.csgraph import dijkstra
-
-            t = time.perf_counter()
-            ref = dijkstra(A, indices=root)
-            theirs.append(time.perf_counter() - t)
-            assert np.array_equal(dist[1], ref)  # bit for bit
-        polite_wait(comm)
-    theirs = comm.bcast(theirs)
-    report["sssp"] = {"delta": r.params["delta"], "supersteps": steps, "hpcdist_s": summary(ours),
-                      "scipy_s": summary(theirs), "speedup_vs_scipy": statistics.median(theirs) / statistics.median(ours),
-                      "paired_speedups": [b / a for a, b in zip(ours, theirs)]}
+    if "bfs" in only:
+        report["bfs"] = bfs_report(roots, edges, examined, directions, ours, kernel, theirs, args.bfs_repeats)
+    if "cc" in only:
+        report["cc"] = cc_report(g, comm, A, args.cc_repeats)
+    if "sssp" in only:
+        report["sssp"] = sssp_report(g, comm, A, roots[: args.sssp_roots])
 
     peak = comm.gather(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, root=0)
     if rank == 0:
@@ -217,11 +251,13 @@ def main() -> int:
             **report,
             "peak_rss_bytes_per_rank": peak,
             "load_average": os.getloadavg(),
+            "label": args.label,
             "machine": machine_details(),
         }
         brief = {k: v for k, v in out.items() if k not in ("machine",)}
         print(json.dumps(brief, indent=1, default=str))
-        path = Path(args.output) if args.output else RESULTS / f"traversal-s{args.scale}-r{size}-{os.uname().nodename}.json"
+        default = RESULTS / f"traversal-s{args.scale}-r{size}-{os.uname().nodename}.json"
+        path = Path(args.output) if args.output else default
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(out, indent=1, default=str))
     polite_wait(comm)

@@ -142,8 +142,9 @@ def gathered(comm, result, extra: str | None = None):
 
 
 def bfs_reference(A: sp.csr_matrix, source: int) -> tuple[np.ndarray, np.ndarray]:
-    """Hop distances (-1 unreachable) and parents (input ids: the smallest in-neighbour on
-    the previous level, -1 for root and unreachable) from scipy."""
+    """Hop distances (-1 unreachable) and parents (input ids, -1 for root and unreachable)
+    from scipy. The parent is the in-neighbour on the previous level of highest
+    out-degree (stored edges, rows of ``A`` = sources), the smallest input id among equals."""
     from scipy.sparse.csgraph import shortest_path
 
     d = shortest_path(A, unweighted=True, indices=source)
@@ -151,9 +152,13 @@ def bfs_reference(A: sp.csr_matrix, source: int) -> tuple[np.ndarray, np.ndarray
     coo = A.tocoo()
     u, v = coo.row.astype(np.int64), coo.col.astype(np.int64)
     tree = (dist[u] >= 0) & (dist[v] == dist[u] + 1)
-    parent = np.full(A.shape[0], np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(parent, v[tree], u[tree])
-    parent[parent == np.iinfo(np.int64).max] = -1
+    u, v = u[tree], v[tree]
+    out_degree = np.diff(A.indptr)
+    best = np.lexsort((u, -out_degree[u], v))  # by child, then degree down, then id up
+    first = np.ones(best.shape[0], dtype=bool)
+    first[1:] = v[best][1:] != v[best][:-1]
+    parent = np.full(A.shape[0], -1, dtype=np.int64)
+    parent[v[best][first]] = u[best][first]
     return dist, parent
 
 

@@ -10,9 +10,10 @@ masters, then one small allreduce that decides whether to go on.
 Results equal the edge-cut algorithms' (and scipy's):
 
 * :func:`bfs_gas`: hop distance (int64, -1 unreached) and the parent (original id of
-  the in-neighbour on the previous level with the smallest *input* id, the edge-cut
-  rule); direction-optimizing: top-down levels walk only the frontier's out-edges (the
-  local edges grouped by source, :meth:`VertexCutGraph.local_out`), bottom-up levels
+  the in-neighbour on the previous level with the smallest parent key, the edge-cut
+  rule: highest global out-degree, then smallest input id); direction-optimizing:
+  top-down levels walk only the frontier's out-edges (the local edges grouped by
+  source, :meth:`VertexCutGraph.local_out`), bottom-up levels
   check the unreached destinations' in-edges against the frontier flags; either way
   the min of the candidate parents is gathered.
 * :func:`connected_components_gas`: the smallest original id of each (weakly)
@@ -202,8 +203,9 @@ def bfs_gas(graph: "VertexCutGraph", source: int, *, direction: str = "auto", al
     flag themselves and the flags are scattered to the source mirrors. Then
 
     * **top-down**: every part walks its frontier vertices' local out-edges
-      (:meth:`VertexCutGraph.local_out`) and keeps, per destination, the smallest input
-      id among the frontier sources;
+      (:meth:`VertexCutGraph.local_out`) and keeps, per destination, the smallest parent
+      key (:func:`hpcdist.graph.algorithms.bfs.parent_keys`: global out-degree down, input
+      id up) among the frontier sources;
     * **bottom-up**: the masters' reached flags are scattered to the destination mirrors
       too, and every part checks the in-edges of its still-unreached destinations
       against the frontier flags (the edges of reached destinations are dropped for good,
@@ -211,11 +213,12 @@ def bfs_gas(graph: "VertexCutGraph", source: int, *, direction: str = "auto", al
 
     Either way the mirrors' candidates are min-gathered, and the unreached masters with
     a candidate join the next level with it as parent: the parent is the in-neighbour on
-    the previous level with the smallest input id in both directions, so the distances
+    the previous level with the smallest key in both directions, so the distances
     and parents do not depend on the direction (nor on the rank count or partitioner).
     ``auto`` switches with Beamer's rule on global counts, the edge-cut's: bottom-up when
     the frontier's out-edges exceed the unreached vertices' in-edges / ``alpha`` (and
-    the frontier grows), back top-down when the frontier shrinks below ``n / beta``.
+    the frontier grows), back top-down when the frontier shrinks below ``n / beta`` and
+    its out-edges no longer exceed those in-edges.
 
     Parameters
     ----------
@@ -231,8 +234,8 @@ def bfs_gas(graph: "VertexCutGraph", source: int, *, direction: str = "auto", al
     VertexCutResult
         As :func:`hpcdist.graph.algorithms.bfs.bfs`: ``values`` the hop distance (int64,
         -1 unreached), ``extras["parent"]`` the original id of the parent (the
-        in-neighbour on the previous level with the smallest input id; -1 for the root
-        and the unreached). ``params``: ``source``, ``direction``, ``levels``,
+        in-neighbour on the previous level of highest out-degree, the smallest input id
+        among equals; -1 for the root and the unreached). ``params``: ``source``, ``direction``, ``levels``,
         ``reached``, ``edges_traversed``, ``edges_examined``, ``teps``, ``directions``
         (``T``/``B`` per level).
     """
@@ -247,7 +250,7 @@ def bfs_gas(graph: "VertexCutGraph", source: int, *, direction: str = "auto", al
     beta = BETA if beta is None else float(beta)
     no = g.n_owned
     src_local = g.locate(source, "bfs: source vertex")
-    keys = g.scatter_input_ids()
+    keys = g.derived("bfs_parent_keys", lambda: _bfs_parent_key_columns(g))
     indptr, out_dst, _ = g.local_out()
     in_deg = g.derived("in_degree", lambda: np.rint(g.gather_sum(
         np.bincount(g.dst_local, minlength=g.n_gather).astype(np.float64))).astype(np.int64))
@@ -256,6 +259,7 @@ def bfs_gas(graph: "VertexCutGraph", source: int, *, direction: str = "auto", al
     cand = np.full(g.n_gather, _NONE, dtype=np.int64)
     dist = np.full(no, -1, dtype=np.int64)
     parent = np.full(no, -1, dtype=np.int64)  # input id of the parent
+    id_mask = (1 << max(1, int(g.n_vertices - 1).bit_length())) - 1
     frontier = np.empty(0, dtype=np.int64)
     if src_local >= 0:
         dist[src_local] = 0
@@ -294,7 +298,7 @@ def bfs_gas(graph: "VertexCutGraph", source: int, *, direction: str = "auto", al
         touched = np.unique(np.concatenate([d[d < no], remote]))
         new = touched[(dist[touched] < 0) & (cand[touched] != _NONE)]
         dist[new] = level + 1
-        parent[new] = cand[new]
+        parent[new] = cand[new] & id_mask  # the key's low bits: the input id
         cand[d] = _NONE
         cand[touched] = _NONE
         flag[:no][frontier] = 0
@@ -318,7 +322,7 @@ def bfs_gas(graph: "VertexCutGraph", source: int, *, direction: str = "auto", al
             if mode == "T":
                 mode = "B" if m_f > m_u / alpha and new_n_f > n_f else "T"
             else:
-                mode = "T" if new_n_f < g.n_vertices / beta and new_n_f < n_f else "B"
+                mode = "T" if new_n_f < g.n_vertices / beta and new_n_f < n_f and m_f < m_u else "B"
         n_f = new_n_f
     run = steps.finish(converged)
     edges = out_edges if g.directed else out_edges // 2
@@ -331,6 +335,17 @@ def bfs_gas(graph: "VertexCutGraph", source: int, *, direction: str = "auto", al
                 "replication_factor": float(g.replication_factor)},
         extras={"parent": g.input_to_original(parent)},
     )
+
+
+def _bfs_parent_key_columns(g: "VertexCutGraph") -> np.ndarray:
+    """The edge-cut BFS's parent key (:func:`hpcdist.graph.algorithms.bfs.parent_keys`:
+    global out-degree down, input id up) of every scatter-space vertex. Collective (one
+    scatter)."""
+    from hpcdist.graph.algorithms.bfs import parent_keys
+
+    keys = np.zeros(g.n_scatter, dtype=np.int64)
+    keys[: g.n_owned] = parent_keys(g.out_degree, g.owned_input_ids, g.n_vertices)
+    return g.scatter(keys)
 
 
 def validate_bfs_gas(result: VertexCutResult) -> list[str]:

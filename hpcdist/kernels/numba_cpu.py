@@ -14,9 +14,9 @@ import numpy as np
 from numba import njit, prange
 
 __all__ = ["NAME", "spmv_csr", "make_pull", "blocked_pull", "scale_by", "pagerank_update", "pagerank_step",
-           "fixed_point_limbs", "max_abs", "transpose_csr", "nonzero_positions", "bfs_frontier", "bfs_stats",
-           "bfs_top_down", "bfs_bottom_up", "local_components", "cc_min_neighbour", "cc_combine", "sssp_buckets",
-           "sssp_publish", "sssp_relax", "sssp_edge_kinds", "NO_BUCKET"]
+           "fixed_point_limbs", "max_abs", "transpose_csr", "nonzero_positions", "bfs_sort_rows", "bfs_bitmap",
+           "bfs_flags", "bfs_parent_ids", "bfs_top_down", "bfs_bottom_up", "local_components", "cc_min_neighbour",
+           "cc_combine", "sssp_buckets", "sssp_publish", "sssp_relax", "sssp_edge_kinds", "NO_BUCKET"]
 
 NAME = "numba"
 
@@ -583,51 +583,97 @@ def nonzero_positions(flags: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True)
-def _bfs_frontier(dist, level, frontier):  # pragma: no cover - compiled
-    for i in range(dist.shape[0]):
-        frontier[i] = 1 if dist[i] == level else 0
+def _bfs_sort_rows(indptr, indices, col_key, out):  # pragma: no cover - compiled
+    for i in range(indptr.shape[0] - 1):
+        lo = indptr[i]
+        hi = indptr[i + 1]
+        if hi - lo < 2:
+            for j in range(lo, hi):
+                out[j] = indices[j]
+            continue
+        row_keys = np.empty(hi - lo, dtype=np.int64)
+        for j in range(lo, hi):
+            row_keys[j - lo] = col_key[indices[j]]
+        order = np.argsort(row_keys)  # keys are distinct: any sort gives this order
+        for j in range(hi - lo):
+            out[lo + j] = indices[lo + order[j]]
 
 
-def bfs_frontier(dist: np.ndarray, level: int, frontier: np.ndarray) -> None:
-    """``frontier[i] = dist[i] == level`` for the owned items (the first ``len(dist)``)."""
-    _bfs_frontier(dist, np.int64(level), frontier)
-
-
-@njit(cache=True)
-def _bfs_stats(dist, level, out_degree, in_degree):  # pragma: no cover - compiled
-    n_f = 0
-    m_f = 0
-    m_u = 0
-    for i in range(dist.shape[0]):
-        d = dist[i]
-        if d == level:
-            n_f += 1
-            m_f += out_degree[i]
-        elif d < 0:
-            m_u += in_degree[i]
-    out = np.empty(3, dtype=np.int64)
-    out[0] = n_f
-    out[1] = m_f
-    out[2] = m_u
+def bfs_sort_rows(indptr: np.ndarray, indices: np.ndarray, col_key: np.ndarray) -> np.ndarray:
+    """Each row's columns in increasing ``col_key`` (see numpy_ref.bfs_sort_rows)."""
+    out = np.empty_like(indices)
+    _bfs_sort_rows(indptr, indices, col_key, out)
     return out
 
 
-def bfs_stats(dist: np.ndarray, level: int, out_degree: np.ndarray, in_degree: np.ndarray) -> np.ndarray:
-    """Vertices at ``level``, their out-edges, in-edges of unreached vertices (int64[3])."""
-    return _bfs_stats(dist, np.int64(level), out_degree, in_degree)
+@njit(cache=True)
+def _bfs_bitmap(bits, queue, n_queue, flags, n_owned):  # pragma: no cover - compiled
+    one = np.uint64(1)
+    if n_queue >= 0:
+        bits[:] = 0
+        for k in range(n_queue):
+            c = queue[k]
+            bits[c >> 6] |= one << np.uint64(c & 63)
+    else:  # the owned bits stay; the ghosts' are rebuilt
+        w = n_owned >> 6
+        if w < bits.shape[0]:
+            bits[w] &= (one << np.uint64(n_owned & 63)) - one
+        bits[w + 1:] = 0
+    for c in range(n_owned, flags.shape[0]):
+        if flags[c] != 0:
+            bits[c >> 6] |= one << np.uint64(c & 63)
+
+
+def bfs_bitmap(bits: np.ndarray, queue: np.ndarray, n_queue: int, flags: np.ndarray, n_owned: int) -> None:
+    """The frontier as bits (see numpy_ref.bfs_bitmap)."""
+    _bfs_bitmap(bits, queue, np.int64(n_queue), flags, np.int64(n_owned))
 
 
 @njit(cache=True)
-def _bfs_top_down(t_indptr, t_rows, cols, col_keys, dist, parent, level, out_degree, in_degree,
-                  next_frontier):  # pragma: no cover - compiled
+def _bfs_flags(flags, old, n_old, new, n_new):  # pragma: no cover - compiled
+    for k in range(n_old):
+        flags[old[k]] = 0
+    for k in range(n_new):
+        flags[new[k]] = 1
+
+
+def bfs_flags(flags: np.ndarray, old: np.ndarray, n_old: int, new: np.ndarray, n_new: int) -> None:
+    """``flags[old[:n_old]] = 0``, then ``flags[new[:n_new]] = 1``."""
+    _bfs_flags(flags, old, np.int64(n_old), new, np.int64(n_new))
+
+
+@njit(cache=True)
+def _bfs_parent_ids(dist, parent, col_ids, out):  # pragma: no cover - compiled
+    for i in range(dist.shape[0]):
+        out[i] = col_ids[parent[i]] if dist[i] > 0 else -1
+
+
+def bfs_parent_ids(dist: np.ndarray, parent: np.ndarray, col_ids: np.ndarray) -> np.ndarray:
+    """``col_ids[parent]`` where ``dist > 0``, else -1 (int64; see numpy_ref.bfs_parent_ids)."""
+    # numpy's allocation, not numba's: numpy asks for huge pages for large arrays (fewer page faults)
+    out = np.empty(dist.shape[0], dtype=np.int64)
+    _bfs_parent_ids(dist, parent, col_ids, out)
+    return out
+
+
+@njit(cache=True, inline="always")
+def _bfs_out_degree(out_degree, in_degree, i):  # pragma: no cover - compiled
+    """An empty ``out_degree`` stands for ``in_degree`` (a symmetric graph): one stream less."""
+    return in_degree[i] if out_degree.shape[0] == 0 else out_degree[i]
+
+
+@njit(cache=True)
+def _bfs_top_down(t_indptr, t_rows, cols, n_cols, col_key, dist, parent, level, out_degree, in_degree,
+                  queue, n_queue):  # pragma: no cover - compiled
     reached = 0
     out_e = 0
     in_e = 0
     examined = 0
     nxt = level + 1
-    for k in range(cols.shape[0]):
+    q = n_queue
+    for k in range(n_cols):
         c = cols[k]
-        key = col_keys[c]
+        key = col_key[c]
         lo = t_indptr[c]
         hi = t_indptr[c + 1]
         examined += hi - lo
@@ -636,27 +682,29 @@ def _bfs_top_down(t_indptr, t_rows, cols, col_keys, dist, parent, level, out_deg
             d = dist[v]
             if d < 0:
                 dist[v] = nxt
-                parent[v] = key
-                next_frontier[v] = 1
+                parent[v] = c
+                queue[q] = v
+                q += 1
                 reached += 1
-                out_e += out_degree[v]
+                out_e += _bfs_out_degree(out_degree, in_degree, v)
                 in_e += in_degree[v]
-            elif d == nxt and key < parent[v]:
-                parent[v] = key  # several frontier in-neighbours: the smallest key wins
-    out = np.empty(4, dtype=np.int64)
+            elif d == nxt and key < col_key[parent[v]]:
+                parent[v] = c  # several frontier in-neighbours: the smallest key wins
+    out = np.empty(5, dtype=np.int64)
     out[0] = reached
     out[1] = out_e
     out[2] = in_e
     out[3] = examined
+    out[4] = q
     return out
 
 
-def bfs_top_down(t_indptr: np.ndarray, t_rows: np.ndarray, cols: np.ndarray, col_keys: np.ndarray,
+def bfs_top_down(t_indptr: np.ndarray, t_rows: np.ndarray, cols: np.ndarray, n_cols: int, col_key: np.ndarray,
                  dist: np.ndarray, parent: np.ndarray, level: int, out_degree: np.ndarray, in_degree: np.ndarray,
-                 next_frontier: np.ndarray) -> np.ndarray:
+                 queue: np.ndarray, n_queue: int) -> np.ndarray:
     """Push one BFS level from the frontier columns (see numpy_ref.bfs_top_down)."""
-    return _bfs_top_down(t_indptr, t_rows, cols, col_keys, dist, parent, np.int64(level), out_degree, in_degree,
-                         next_frontier)
+    return _bfs_top_down(t_indptr, t_rows, cols, np.int64(n_cols), col_key, dist, parent, np.int64(level),
+                         out_degree, in_degree, queue, np.int64(n_queue))
 
 
 #: Candidates per work item of the parallel bottom-up step (handed out dynamically).
@@ -666,71 +714,143 @@ BOTTOM_UP_CHUNK = 4096
 BOTTOM_UP_PARALLEL_MIN = 1 << 16
 
 
-def _make_bottom_up(parallel: bool):
-    loop = prange if parallel else range
+@njit(cache=True, inline="always")
+def _bfs_first_hit(indptr, indices, first, bits, i):  # pragma: no cover - compiled
+    """The first column of row ``i`` in the frontier bitmap and its place in the row
+    (column -1: none; place 0 then).
 
-    def bottom_up(indptr, indices, frontier, col_keys, dist, parent, level, out_degree, in_degree,
-                  next_frontier, todo, n_todo, chunk):  # pragma: no cover - compiled
+    ``first[i]``, the row's first column in a dense array, is tried before the row: on
+    a power-law graph sorted by degree it is a hub, usually in the frontier, and then
+    neither the row (a cache line of its own) nor its bounds are read.
+    """
+    one = np.uint64(1)
+    c = first[i]
+    if c < 0:
+        return -1, 0
+    if (bits[c >> 6] >> np.uint64(c & 63)) & one:
+        return c, 0
+    lo = indptr[i]
+    for j in range(lo + 1, indptr[i + 1]):
+        c = indices[j]
+        if (bits[c >> 6] >> np.uint64(c & 63)) & one:
+            return c, j - lo
+    return -1, 0
+
+
+def _make_bottom_up(parallel: bool):
+    """The bottom-up level. Serial: one fused pass (scan, queue, compaction). Parallel:
+    the scans in dynamically handed-out chunks, then the queue and the compaction in one
+    serial pass in candidate order, so that both give the same arrays."""
+
+    def serial(indptr, indices, first, bits, next_bits, col_key, dist, parent, level, out_degree, in_degree,
+               queue, cand, todo, n_todo, chunk):  # pragma: no cover - compiled
         nxt = level + 1
-        n_chunks = (n_todo + chunk - 1) // chunk
+        one = np.uint64(1)
+        next_bits[:] = 0
+        every = n_todo < 0  # the first bottom-up level: the candidates are all of cand
+        n_cand = cand.shape[0] if every else n_todo
+        reached = 0
+        out_e = 0
+        in_e = 0
+        examined = 0
+        kept = 0
+        for k in range(n_cand):
+            i = cand[k] if every else todo[k]
+            if dist[i] >= 0:
+                continue
+            c, at = _bfs_first_hit(indptr, indices, first, bits, i)
+            if c >= 0:
+                # rows are sorted by key: the first hit has the smallest
+                dist[i] = nxt
+                parent[i] = c
+                queue[reached] = i
+                next_bits[i >> 6] |= one << np.uint64(i & 63)
+                reached += 1
+                out_e += _bfs_out_degree(out_degree, in_degree, i)
+                in_e += in_degree[i]
+                examined += at + 1
+            elif first[i] >= 0:
+                examined += in_degree[i]
+                todo[kept] = i  # kept <= k: the compaction never overtakes the reading
+                kept += 1
+        out = np.empty(6, dtype=np.int64)
+        out[0] = reached
+        out[1] = out_e
+        out[2] = in_e
+        out[3] = examined
+        out[4] = reached
+        out[5] = kept
+        return out
+
+    def par(indptr, indices, first, bits, next_bits, col_key, dist, parent, level, out_degree, in_degree,
+            queue, cand, todo, n_todo, chunk):  # pragma: no cover - compiled
+        nxt = level + 1
+        one = np.uint64(1)
+        next_bits[:] = 0
+        every = n_todo < 0
+        n_cand = cand.shape[0] if every else n_todo
+        n_chunks = (n_cand + chunk - 1) // chunk
         counts = np.zeros((n_chunks, 4), dtype=np.int64)
-        for q in loop(n_chunks):
+        for b in prange(n_chunks):
             reached = 0
             out_e = 0
             in_e = 0
             examined = 0
-            for k in range(q * chunk, min(n_todo, (q + 1) * chunk)):
-                i = todo[k]
-                if dist[i] < 0:
-                    lo = indptr[i]
-                    hi = indptr[i + 1]
-                    seen = hi - lo
-                    for j in range(lo, hi):
-                        c = indices[j]
-                        if frontier[c] != 0:
-                            # rows are sorted by key: the first hit has the smallest
-                            dist[i] = nxt
-                            parent[i] = col_keys[c]
-                            next_frontier[i] = 1
-                            reached += 1
-                            out_e += out_degree[i]
-                            in_e += in_degree[i]
-                            seen = j - lo + 1
-                            break
-                    examined += seen
-            counts[q, 0] = reached
-            counts[q, 1] = out_e
-            counts[q, 2] = in_e
-            counts[q, 3] = examined
+            for k in range(b * chunk, min(n_cand, (b + 1) * chunk)):
+                i = cand[k] if every else todo[k]
+                if dist[i] >= 0:
+                    continue
+                c, at = _bfs_first_hit(indptr, indices, first, bits, i)
+                if c >= 0:
+                    dist[i] = nxt
+                    parent[i] = c
+                    reached += 1
+                    out_e += _bfs_out_degree(out_degree, in_degree, i)
+                    in_e += in_degree[i]
+                    examined += at + 1
+                else:
+                    examined += in_degree[i]
+            counts[b, 0] = reached
+            counts[b, 1] = out_e
+            counts[b, 2] = in_e
+            counts[b, 3] = examined
+        q = 0
         kept = 0
-        for k in range(n_todo):  # keep the unreached, in order
-            i = todo[k]
-            if dist[i] < 0:
+        for k in range(n_cand):
+            i = cand[k] if every else todo[k]
+            d = dist[i]
+            if d == nxt:
+                queue[q] = i
+                next_bits[i >> 6] |= one << np.uint64(i & 63)
+                q += 1
+            elif d < 0 and first[i] >= 0:
                 todo[kept] = i
                 kept += 1
-        out = np.zeros(5, dtype=np.int64)
-        for q in range(n_chunks):
+        out = np.zeros(6, dtype=np.int64)
+        for b in range(n_chunks):
             for t in range(4):
-                out[t] += counts[q, t]
-        out[4] = kept
+                out[t] += counts[b, t]
+        out[4] = q
+        out[5] = kept
         return out
 
-    return njit(cache=True, parallel=parallel)(bottom_up)
+    return njit(cache=True, parallel=parallel)(par if parallel else serial)
 
 
 _BOTTOM_UP = {par: _make_bottom_up(par) for par in (False, True)}
 
 
-def bfs_bottom_up(indptr: np.ndarray, indices: np.ndarray, frontier: np.ndarray, col_keys: np.ndarray,
-                  dist: np.ndarray, parent: np.ndarray, level: int, out_degree: np.ndarray, in_degree: np.ndarray,
-                  next_frontier: np.ndarray, todo: np.ndarray, n_todo: int) -> np.ndarray:
-    """Pull one BFS level over the candidates ``todo[:n_todo]`` and compact them
-    (see numpy_ref.bfs_bottom_up)."""
+def bfs_bottom_up(indptr: np.ndarray, indices: np.ndarray, first: np.ndarray, bits: np.ndarray,
+                  next_bits: np.ndarray, col_key: np.ndarray, dist: np.ndarray, parent: np.ndarray, level: int,
+                  out_degree: np.ndarray, in_degree: np.ndarray, queue: np.ndarray, cand: np.ndarray,
+                  todo: np.ndarray, n_todo: int) -> np.ndarray:
+    """Pull one BFS level over the candidates and compact them (see numpy_ref.bfs_bottom_up)."""
     import numba
 
-    args = (indptr, indices, frontier, col_keys, dist, parent, np.int64(level), out_degree, in_degree,
-            next_frontier, todo, np.int64(n_todo), np.int64(BOTTOM_UP_CHUNK))
-    if indices.shape[0] < PARALLEL_MIN_EDGES or n_todo < BOTTOM_UP_PARALLEL_MIN or numba.get_num_threads() == 1:
+    args = (indptr, indices, first, bits, next_bits, col_key, dist, parent, np.int64(level), out_degree, in_degree,
+            queue, cand, todo, np.int64(n_todo), np.int64(BOTTOM_UP_CHUNK))
+    n_cand = cand.shape[0] if n_todo < 0 else n_todo
+    if indices.shape[0] < PARALLEL_MIN_EDGES or n_cand < BOTTOM_UP_PARALLEL_MIN or numba.get_num_threads() == 1:
         return _BOTTOM_UP[False](*args)
     # chunks one at a time (dynamic schedule): on a shared node a thread that loses its
     # core leaves its remaining chunks to the others

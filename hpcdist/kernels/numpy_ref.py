@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["NAME", "spmv_csr", "make_pull", "scale_by", "pagerank_update", "pagerank_step", "fixed_point_limbs",
-           "max_abs", "transpose_csr", "nonzero_positions", "bfs_frontier", "bfs_stats", "bfs_top_down",
-           "bfs_bottom_up", "local_components", "cc_min_neighbour", "cc_combine", "sssp_buckets", "sssp_publish",
-           "sssp_relax", "sssp_edge_kinds", "NO_BUCKET"]
+           "max_abs", "transpose_csr", "nonzero_positions", "bfs_sort_rows", "bfs_bitmap", "bfs_flags",
+           "bfs_parent_ids", "bfs_top_down", "bfs_bottom_up", "local_components", "cc_min_neighbour", "cc_combine",
+           "sssp_buckets", "sssp_publish", "sssp_relax", "sssp_edge_kinds", "NO_BUCKET"]
 
 NAME = "numpy"
 
@@ -207,108 +207,152 @@ def nonzero_positions(flags: np.ndarray) -> np.ndarray:
     return np.flatnonzero(flags).astype(np.int64, copy=False)
 
 
-def bfs_frontier(dist: np.ndarray, level: int, frontier: np.ndarray) -> None:
-    """``frontier[i] = dist[i] == level`` for the owned items (the first ``len(dist)``)."""
-    frontier[: dist.shape[0]] = dist == level
+def bfs_sort_rows(indptr: np.ndarray, indices: np.ndarray, col_key: np.ndarray) -> np.ndarray:
+    """Each row's columns in increasing ``col_key`` (keys distinct), the indices' dtype.
 
-
-def bfs_stats(dist: np.ndarray, level: int, out_degree: np.ndarray, in_degree: np.ndarray) -> np.ndarray:
-    """Direction-optimisation inputs after a BFS level.
-
-    Returns
-    -------
-    numpy.ndarray of int64, shape (3,)
-        Vertices at ``level`` (the next frontier), their out-edges, and the in-edges of
-        the vertices not reached yet (what a bottom-up step would scan at most).
+    BFS sorts the in-edge rows by its parent key, so that a bottom-up scan's first
+    frontier column is the parent.
     """
-    front = dist == level
-    unvisited = dist < 0
-    return np.array([int(front.sum()), int(out_degree[front].sum()), int(in_degree[unvisited].sum())], dtype=np.int64)
+    row = np.repeat(np.arange(indptr.shape[0] - 1, dtype=np.int64), np.diff(indptr))
+    return indices[np.lexsort((col_key[indices], row))]
 
 
-def _reached_counts(reached: np.ndarray, examined: int, out_degree: np.ndarray, in_degree: np.ndarray,
-                   next_frontier: np.ndarray) -> np.ndarray:
-    next_frontier[reached] = 1
-    return np.array([reached.shape[0], int(out_degree[reached].sum()), int(in_degree[reached].sum()), examined],
-                    dtype=np.int64)
+def _bit_set(bits: np.ndarray, c: np.ndarray) -> np.ndarray:
+    c = c.astype(np.uint64)
+    return ((bits[(c >> np.uint64(6)).astype(np.int64)] >> (c & np.uint64(63))) & np.uint64(1)) != 0
 
 
-def bfs_top_down(t_indptr: np.ndarray, t_rows: np.ndarray, cols: np.ndarray, col_keys: np.ndarray,
+def bfs_bitmap(bits: np.ndarray, queue: np.ndarray, n_queue: int, flags: np.ndarray, n_owned: int) -> None:
+    """The frontier as bits (uint64 words, bit ``c % 64`` of word ``c // 64`` for column
+    ``c``). The owned columns' bits are rebuilt from ``queue[:n_queue]`` (every other one
+    cleared), or kept as they are when ``n_queue < 0`` (a bottom-up level wrote them);
+    the ghost columns ``c >= n_owned`` get ``flags[c] != 0``."""
+    dense = np.unpackbits(bits.view(np.uint8), bitorder="little")
+    if n_queue >= 0:
+        dense[:n_owned] = 0
+        dense[queue[:n_queue]] = 1
+    dense[n_owned:] = 0
+    dense[n_owned + np.flatnonzero(flags[n_owned:])] = 1
+    bits[:] = np.packbits(dense, bitorder="little").view(np.uint64)
+
+
+def bfs_flags(flags: np.ndarray, old: np.ndarray, n_old: int, new: np.ndarray, n_new: int) -> None:
+    """``flags[old[:n_old]] = 0``, then ``flags[new[:n_new]] = 1``."""
+    flags[old[:n_old]] = 0
+    flags[new[:n_new]] = 1
+
+
+def bfs_parent_ids(dist: np.ndarray, parent: np.ndarray, col_ids: np.ndarray) -> np.ndarray:
+    """``col_ids[parent]`` where ``dist > 0`` (the parent's local column turned into an
+    id), else -1 (the root and the unreached, whose ``parent`` is not read). int64."""
+    out = np.full(dist.shape[0], -1, dtype=np.int64)
+    tree = dist > 0
+    out[tree] = col_ids[parent[tree]]
+    return out
+
+
+def _level_counts(reached: np.ndarray, examined: int, out_degree: np.ndarray, in_degree: np.ndarray,
+                  n_queue: int) -> np.ndarray:
+    # an empty out_degree stands for in_degree (a symmetric graph)
+    out_degree = in_degree if out_degree.shape[0] == 0 else out_degree
+    return np.array([reached.shape[0], int(out_degree[reached].sum()), int(in_degree[reached].sum()), examined,
+                     n_queue], dtype=np.int64)
+
+
+def bfs_top_down(t_indptr: np.ndarray, t_rows: np.ndarray, cols: np.ndarray, n_cols: int, col_key: np.ndarray,
                  dist: np.ndarray, parent: np.ndarray, level: int, out_degree: np.ndarray, in_degree: np.ndarray,
-                 next_frontier: np.ndarray) -> np.ndarray:
-    """Push one BFS level from the frontier columns ``cols`` along the transposed CSR.
+                 queue: np.ndarray, n_queue: int) -> np.ndarray:
+    """Push one BFS level from the frontier columns ``cols[:n_cols]`` along the transposed CSR.
 
     Every unreached owned vertex with an edge from a frontier column gets distance
-    ``level + 1``, as parent the smallest key (input id) among those columns, and its
-    flag in ``next_frontier``.
-
-    Returns
-    -------
-    numpy.ndarray of int64, shape (4,)
-        Vertices reached, their out-edges, their in-edges, and the edges examined.
-    """
-    starts, stops = t_indptr[cols], t_indptr[cols + 1]
-    counts = stops - starts
-    examined = int(counts.sum())
-    if examined == 0:
-        return np.zeros(4, dtype=np.int64)
-    edge = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(examined)
-    v = t_rows[edge].astype(np.int64)
-    key = np.repeat(col_keys[cols], counts)
-    # Reached earlier in this level (a level pushed in two calls, owned columns then
-    # ghosts): the smallest key still wins, as in one call.
-    again = dist[v] == level + 1
-    if again.any():
-        np.minimum.at(parent, v[again], key[again])
-    fresh = dist[v] < 0
-    v, key = v[fresh], key[fresh]
-    best = np.full(dist.shape[0], np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(best, v, key)
-    reached = np.unique(v)
-    dist[reached] = level + 1
-    parent[reached] = best[reached]
-    return _reached_counts(reached, examined, out_degree, in_degree, next_frontier)
-
-
-def bfs_bottom_up(indptr: np.ndarray, indices: np.ndarray, frontier: np.ndarray, col_keys: np.ndarray,
-                  dist: np.ndarray, parent: np.ndarray, level: int, out_degree: np.ndarray, in_degree: np.ndarray,
-                  next_frontier: np.ndarray, todo: np.ndarray, n_todo: int) -> np.ndarray:
-    """Pull one BFS level: every unreached owned vertex of ``todo[:n_todo]`` looks for a
-    frontier in-neighbour; then ``todo`` keeps, in order, those still unreached.
-
-    ``todo`` lists the candidates (vertices with in-edges, unreached when the list was
-    last compacted), so that later levels skip the reached ones. Rows are sorted by key,
-    so the first hit is the smallest key; this reference takes the minimum over all
-    hits (the same vertex) and counts the edges a scan that stops at the first hit
-    examines.
+    ``level + 1`` and as parent the local column with the smallest ``col_key`` among
+    those columns; it is appended to ``queue`` (after ``queue[:n_queue]``) in the order
+    the pushes first reach it. A vertex already at ``level + 1`` (a level pushed in two
+    calls, owned columns then ghosts) keeps the smaller key of its parent and these.
+    An empty ``out_degree`` stands for ``in_degree`` (a symmetric graph).
 
     Returns
     -------
     numpy.ndarray of int64, shape (5,)
-        As :func:`bfs_top_down`, then the new length of ``todo``.
+        Vertices reached, their out-edges, their in-edges, the edges examined, and the
+        new length of ``queue``.
     """
-    cand = todo[:n_todo]
+    cols = cols[:n_cols].astype(np.int64)
+    starts, stops = t_indptr[cols], t_indptr[cols + 1]
+    counts = stops - starts
+    examined = int(counts.sum())
+    if examined == 0:
+        return _level_counts(np.empty(0, dtype=np.int64), 0, out_degree, in_degree, n_queue)
+    edge = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(examined)
+    v = t_rows[edge].astype(np.int64)
+    c = np.repeat(cols, counts)
+    nxt = level + 1
+    fresh = dist[v] < 0
+    _, first = np.unique(v[fresh], return_index=True)
+    reached = v[fresh][np.sort(first)]
+    take = fresh | (dist[v] == nxt)
+    v, c = v[take], c[take]
+    best = np.full(dist.shape[0], np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(best, v, col_key[c])
+    earlier = np.unique(v[dist[v] == nxt])
+    best[earlier] = np.minimum(best[earlier], col_key[parent[earlier]])
+    win = col_key[c] == best[v]
+    parent[v[win]] = c[win]
+    dist[reached] = nxt
+    queue[n_queue: n_queue + reached.shape[0]] = reached
+    return _level_counts(reached, examined, out_degree, in_degree, n_queue + reached.shape[0])
+
+
+def bfs_bottom_up(indptr: np.ndarray, indices: np.ndarray, first: np.ndarray, bits: np.ndarray,
+                  next_bits: np.ndarray, col_key: np.ndarray, dist: np.ndarray, parent: np.ndarray, level: int,
+                  out_degree: np.ndarray, in_degree: np.ndarray, queue: np.ndarray, cand: np.ndarray,
+                  todo: np.ndarray, n_todo: int) -> np.ndarray:
+    """Pull one BFS level: every unreached owned vertex among the candidates looks for an
+    in-neighbour in the frontier bitmap ``bits``.
+
+    The candidates are ``todo[:n_todo]``, or all of ``cand`` when ``n_todo < 0`` (the
+    first bottom-up level: the graph's vertices with in-edges, increasing). A vertex that
+    finds some gets distance ``level + 1``, as parent the frontier column with the
+    smallest ``col_key``, a place in ``queue`` (from 0, in candidate order) and its bit
+    in ``next_bits`` (cleared first; laid out as :func:`bfs_bitmap` does, for the next
+    bottom-up level); ``todo`` then keeps, in order, the candidates still unreached that
+    have in-edges, so that later levels skip the reached ones. Rows are sorted by key, so a scan's first hit is the parent; this reference takes the
+    minimum over all hits and counts the edges a scan that stops at the first one
+    examines. ``first[i]`` is row ``i``'s first column (-1 for an empty row), which the
+    compiled kernels probe before the row; ``in_degree`` is the rows' lengths.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (6,)
+        As :func:`bfs_top_down` (the queue's length), then the new length of ``todo``.
+    """
+    cand = (cand if n_todo < 0 else todo[:n_todo]).astype(np.int64)
     cand = cand[dist[cand] < 0]
     lengths = (indptr[cand + 1] - indptr[cand]).astype(np.int64)
     total = int(lengths.sum())
     owner = np.repeat(np.arange(cand.shape[0], dtype=np.int64), lengths)
     pos = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    cols = indices[np.repeat(indptr[cand], lengths) + pos]
-    hit = frontier[cols] != 0
+    cols = indices[np.repeat(indptr[cand], lengths) + pos].astype(np.int64)
+    hit = _bit_set(bits, cols)
     big = np.iinfo(np.int64).max
     best = np.full(cand.shape[0], big, dtype=np.int64)
-    np.minimum.at(best, owner[hit], col_keys[cols[hit]])
+    np.minimum.at(best, owner[hit], col_key[cols[hit]])
     first = np.full(cand.shape[0], big, dtype=np.int64)
     np.minimum.at(first, owner[hit], pos[hit])
     found = best != big
     # a scan stops at its first hit: count the edges up to and including it
     examined = int(lengths[~found].sum()) + int((first[found] + 1).sum())
+    win = hit & (col_key[cols] == best[owner])
     reached = cand[found]
     dist[reached] = level + 1
-    parent[reached] = best[found]
-    rest = cand[~found]
+    parent[cand[owner[win]]] = cols[win]
+    queue[: reached.shape[0]] = reached
+    dense = np.zeros(next_bits.shape[0] * 64, dtype=np.uint8)
+    dense[reached] = 1
+    next_bits[:] = np.packbits(dense, bitorder="little").view(np.uint64)
+    rest = cand[~found & (lengths > 0)]
     todo[: rest.shape[0]] = rest
-    out = _reached_counts(reached, examined, out_degree, in_degree, next_frontier)
+    out = _level_counts(reached, examined, out_degree, in_degree, reached.shape[0])
     return np.concatenate([out, [rest.shape[0]]]).astype(np.int64)
 
 

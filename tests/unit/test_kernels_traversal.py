@@ -49,63 +49,144 @@ def test_transpose_identical_and_correct(seed):
     assert nb.transpose_csr(indptr, indices, None, n_local)[2] is None
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_bfs_levels_identical_in_both_directions(seed):
-    indptr, indices, _, keys, n_local = local_graph(seed, weighted=False)
-    n_owned = indptr.shape[0] - 1
-    t_indptr, t_rows, _ = ref.transpose_csr(indptr, indices, None, n_local)
+def bfs_setup(seed, n_owned=60, n_ghost=25, m=300):
+    """A local graph with its rows sorted by key, a BFS state after ``level`` 2 and a
+    frontier (owned vertices at level 2, random ghosts)."""
+    indptr, indices, _, keys, n_local = local_graph(seed, n_owned, n_ghost, m, weighted=False)
     rng = np.random.default_rng(100 + seed)
+    keys = rng.permutation(keys)  # rows no longer in key order: bfs_sort_rows restores it
+    rows = ref.bfs_sort_rows(indptr, indices, keys)
+    t_indptr, t_rows, _ = ref.transpose_csr(indptr, rows, None, n_local)
     dist0 = np.where(rng.random(n_owned) < 0.3, rng.integers(0, 3, n_owned), -1).astype(np.int64)
-    parent0 = np.where(dist0 >= 0, 5, -1).astype(np.int64)
-    level = 2
-    frontier = (rng.random(n_local) < 0.2).astype(np.uint8)
-    out_deg = np.arange(n_owned, dtype=np.int64)
-    in_deg = np.diff(indptr)
+    flags = np.zeros(n_local, dtype=np.uint8)
+    flags[n_owned:] = rng.random(n_ghost) < 0.2
+    in_deg = np.diff(indptr).astype(np.int32)
+    first = np.where(in_deg > 0, rows[np.minimum(indptr[:-1], rows.shape[0] - 1)], -1).astype(rows.dtype)
+    return dict(indptr=indptr, indices=indices, rows=rows, keys=keys, n_local=n_local, t_indptr=t_indptr,
+                t_rows=t_rows, dist0=dist0, flags=flags, in_deg=in_deg, first=first, level=2,
+                out_deg=np.arange(n_owned, dtype=np.int64))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_bfs_sort_rows_identical_and_sorted(seed):
+    s = bfs_setup(seed)
+    indptr, keys = s["indptr"], s["keys"]
+    got = nb.bfs_sort_rows(indptr, s["indices"], keys)
+    assert np.array_equal(got, s["rows"]) and got.dtype == s["indices"].dtype
+    for i in range(indptr.shape[0] - 1):
+        row = got[indptr[i]:indptr[i + 1]]
+        assert np.array_equal(np.sort(row), np.sort(s["indices"][indptr[i]:indptr[i + 1]]))
+        assert (np.diff(keys[row]) > 0).all()
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("every", [True, False])
+def test_bfs_levels_identical_in_both_directions(seed, every):
+    s = bfs_setup(seed)
+    indptr, rows, keys, n_local, level = s["indptr"], s["rows"], s["keys"], s["n_local"], s["level"]
+    dist0, flags, in_deg = s["dist0"], s["flags"], s["in_deg"]
+    n_owned = indptr.shape[0] - 1
+    front = np.flatnonzero(dist0 == level).astype(rows.dtype)
+    ghosts = n_owned + np.flatnonzero(flags[n_owned:])
+    words = (n_local + 63) // 64
     outs = []
     for k in (ref, nb):
-        f = frontier.copy()
-        k.bfs_frontier(dist0, level, f)
-        cols = k.nonzero_positions(f)
-        d, p, nxt = dist0.copy(), parent0.copy(), np.zeros(n_local, dtype=np.uint8)
-        td = k.bfs_top_down(t_indptr, t_rows, cols, keys, d, p, level, out_deg, in_deg, nxt)
-        d2, p2, nxt2 = dist0.copy(), parent0.copy(), np.zeros(n_local, dtype=np.uint8)
-        todo = np.flatnonzero(in_deg > 0)
-        bu = k.bfs_bottom_up(indptr, indices, f, keys, d2, p2, level, out_deg, in_deg, nxt2, todo, todo.shape[0])
-        todo = todo[: bu[4]]
-        stats = k.bfs_stats(d, level + 1, out_deg, in_deg)
-        outs.append((f, cols, d, p, d2, p2, td, bu, stats, nxt, nxt2, todo))
-    for x, y in zip(*outs):
-        assert np.array_equal(x, y)
-    f, cols, d, p, d2, p2, td, bu, stats, nxt, nxt2, todo = outs[0]
-    assert np.array_equal(todo, np.flatnonzero((in_deg > 0) & (d2 < 0)))
-    # both directions reach the same vertices with the same (smallest-key) parents
-    assert np.array_equal(d, d2) and np.array_equal(p, p2) and np.array_equal(nxt, nxt2)
-    assert np.array_equal(td[:3], bu[:3])
-    assert td[3] == (t_indptr[cols + 1] - t_indptr[cols]).sum() and bu[3] <= indices.shape[0]
+        for out_deg in (s["out_deg"], in_deg[:0]):  # an empty out-degree stands for the in-degree
+            # top-down in two calls (owned columns, then ghosts), as with the overlap
+            d, p, q = dist0.copy(), np.zeros(n_owned, dtype=rows.dtype), np.zeros(n_local, dtype=rows.dtype)
+            td = k.bfs_top_down(s["t_indptr"], s["t_rows"], front, front.shape[0], keys, d, p, level, out_deg,
+                                in_deg, q, 0)
+            td2 = k.bfs_top_down(s["t_indptr"], s["t_rows"], ghosts, ghosts.shape[0], keys, d, p, level, out_deg,
+                                 in_deg, q, int(td[4]))
+            bits = np.full(words, 12345, dtype=np.uint64)  # stale bits: bfs_bitmap clears them
+            k.bfs_bitmap(bits, front, front.shape[0], flags, n_owned)
+            d2, p2, q2 = dist0.copy(), np.zeros(n_owned, dtype=rows.dtype), np.zeros(n_local, dtype=rows.dtype)
+            todo = np.flatnonzero((in_deg > 0) & (dist0 < 0) | (dist0 == 0)).astype(rows.dtype)
+            n_todo = -1 if every else todo.shape[0]
+            next_bits = np.full(words, 777, dtype=np.uint64)
+            cand = np.flatnonzero(in_deg > 0).astype(rows.dtype)
+            bu = k.bfs_bottom_up(indptr, rows, s["first"], bits, next_bits, keys, d2, p2, level, out_deg, in_deg,
+                                 q2, cand, todo, n_todo)
+            ids = k.bfs_parent_ids(d, p, keys)
+            assert np.array_equal(ids, np.where(d > 0, keys[p], -1)) and ids.dtype == np.int64
+            outs.append((td, td2, d, p[d == level + 1], q[: td2[4]], bits, bu, d2, p2[d2 == level + 1],
+                         q2[: bu[4]], todo[: bu[5]], next_bits, ids))
+    for a, b in ((0, 2), (1, 3)):  # numpy and numba, for each kind of out-degree
+        for x, y in zip(outs[a], outs[b]):
+            assert np.array_equal(x, y)
+    # with the in-degree standing for the out-degree, only the out-edge counts differ
+    for i, (x, y) in enumerate(zip(outs[0], outs[1])):
+        assert np.array_equal(x[[0, 2, 3, 4]], y[[0, 2, 3, 4]]) if i in (0, 1, 6) else np.array_equal(x, y)
+    assert outs[1][6][1] == outs[1][6][2]
+    td, td2, d, p, q, bits, bu, d2, p2, q2, todo, next_bits, ids = outs[0]
     new = np.flatnonzero((d == level + 1) & (dist0 < 0))
-    assert np.array_equal(np.flatnonzero(nxt), new) and td[0] == new.shape[0]
-    assert td[1] == out_deg[new].sum() and td[2] == in_deg[new].sum()
-    for v in new:
-        row = indices[indptr[v]:indptr[v + 1]]
-        assert p[v] == keys[row[f[row] != 0]].min()
+    # both directions reach the same vertices with the same (smallest-key) parents
+    assert np.array_equal(d, d2) and np.array_equal(p, p2)
+    assert np.array_equal(np.sort(q), new) and np.array_equal(q2, new)
+    assert np.array_equal((td + td2)[:3], bu[:3]) and td2[4] == bu[4] == new.shape[0]
+    assert bu[1] == s["out_deg"][new].sum() and bu[2] == in_deg[new].sum()
+    in_front = np.zeros(n_local, dtype=bool)
+    in_front[front] = in_front[ghosts] = True
+    assert np.array_equal(np.unpackbits(bits.view(np.uint8), bitorder="little")[:n_local], in_front)
+    reached_bits = np.unpackbits(next_bits.view(np.uint8), bitorder="little")
+    assert np.array_equal(np.flatnonzero(reached_bits), new)
+    for v, pv in zip(new, p):
+        row = rows[indptr[v]:indptr[v + 1]]
+        assert keys[pv] == keys[row[in_front[row]]].min()
+    assert np.array_equal(todo, np.flatnonzero((in_deg > 0) & (d2 < 0)))
+    # a scan stops at its first hit, which the dense first column may already be
+    assert bu[3] <= rows.shape[0]
+
+
+@pytest.mark.parametrize("k", [ref, nb], ids=["numpy", "numba"])
+def test_bfs_small_kernels(k):
+    s = bfs_setup(5)
+    n_owned, n_local = s["indptr"].shape[0] - 1, s["n_local"]
+    rng = np.random.default_rng(0)
+    flags = np.zeros(n_local, dtype=np.uint8)
+    old = np.array([1, 4, 9], dtype=np.int32)
+    flags[old] = 1
+    new = np.array([2, 4, 30], dtype=np.int32)
+    k.bfs_flags(flags, old, 3, new, 2)
+    assert np.array_equal(np.flatnonzero(flags), [2, 4])
+    # bits: with n_queue -1 the owned bits stay and the ghosts' are rebuilt
+    bits = np.zeros((n_local + 63) // 64, dtype=np.uint64)
+    ghost = np.zeros(n_local, dtype=np.uint8)
+    ghost[n_owned + 3] = 1
+    k.bfs_bitmap(bits, new, 3, ghost, n_owned)
+    ghost[n_owned + 3], ghost[n_owned + 5] = 0, 1
+    k.bfs_bitmap(bits, new[:0], -1, ghost, n_owned)
+    assert np.array_equal(np.flatnonzero(np.unpackbits(bits.view(np.uint8), bitorder="little")),
+                          [2, 4, 30, n_owned + 5])
+    dist = np.array([0, 1, -1, 2], dtype=np.int64)
+    parent = rng.integers(0, n_local, 4).astype(np.int32)
+    ids = np.arange(n_local, dtype=np.int64) * 10
+    assert np.array_equal(k.bfs_parent_ids(dist, parent, ids), [-1, parent[1] * 10, -1, parent[3] * 10])
 
 
 def test_bottom_up_parallel_variant_matches(monkeypatch):
-    indptr, indices, _, keys, n_local = local_graph(3, n_owned=400, n_ghost=100, m=5000, weighted=False)
-    frontier = (np.random.default_rng(1).random(n_local) < 0.1).astype(np.uint8)
-    d0 = np.full(indptr.shape[0] - 1, -1, dtype=np.int64)
+    s = bfs_setup(3, n_owned=400, n_ghost=100, m=5000)
+    n_owned, n_local, rows = s["indptr"].shape[0] - 1, s["n_local"], s["rows"]
+    bits = np.zeros((n_local + 63) // 64, dtype=np.uint64)
+    front = np.flatnonzero(np.random.default_rng(1).random(n_owned) < 0.1).astype(rows.dtype)
+    nb.bfs_bitmap(bits, front, front.shape[0], s["flags"], n_owned)
+    d0 = np.where(np.isin(np.arange(n_owned), front), 0, -1).astype(np.int64)
     got = []
     monkeypatch.setattr(nb, "BOTTOM_UP_CHUNK", 37)
     monkeypatch.setattr(nb, "BOTTOM_UP_PARALLEL_MIN", 0)
     for minimum in (1 << 40, 0):  # the serial loop, then the prange one
         monkeypatch.setattr(nb, "PARALLEL_MIN_EDGES", minimum)
-        d, p, nxt = d0.copy(), d0.copy(), np.zeros(n_local, dtype=np.uint8)
-        deg = np.diff(indptr)
-        todo = np.arange(d.shape[0])
-        got.append((nb.bfs_bottom_up(indptr, indices, frontier, keys, d, p, 0, deg, deg, nxt, todo, todo.shape[0]),
-                    d, p, nxt, todo))
-    for x, y in zip(*got):
-        assert np.array_equal(x, y)
+        for n_todo in (-1, n_owned):
+            d, p = d0.copy(), np.zeros(n_owned, dtype=rows.dtype)
+            q, nxt = np.zeros(n_owned, dtype=rows.dtype), np.zeros_like(bits)
+            todo = np.arange(n_owned, dtype=rows.dtype)
+            cand = np.flatnonzero(s["in_deg"] > 0).astype(rows.dtype)
+            out = nb.bfs_bottom_up(s["indptr"], rows, s["first"], bits, nxt, s["keys"], d, p, 0, s["in_deg"][:0],
+                                   s["in_deg"], q, cand, todo, n_todo)
+            got.append((out, d, p, q[: out[4]], nxt, todo[: out[5]]))
+    for other in got[1:]:
+        for x, y in zip(got[0], other):
+            assert np.array_equal(x, y)
 
 
 @pytest.mark.parametrize("seed", SEEDS)

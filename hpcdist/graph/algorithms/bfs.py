@@ -1,26 +1,36 @@
 """Breadth-first search on the BSP engine: direction-optimizing, deterministic parents.
 
-One superstep is one BFS level. The owner of each vertex publishes whether it is in
-the frontier (a byte per vertex; the halo exchange fills the ghosts), then every rank
-reaches its owned vertices in one of two directions (Beamer, Asanovic, Patterson,
-"Direction-optimizing breadth-first search", SC 2012):
+One superstep is one BFS level. Every rank keeps its owned frontier as a list (the
+queue the previous level filled); with more than one rank the owner also publishes
+whether each vertex is in the frontier (a byte per vertex; the halo exchange fills the
+ghosts, and the optimizer sends them as bitmaps). Then every rank reaches its owned
+vertices in one of two directions (Beamer, Asanovic, Patterson, "Direction-optimizing
+breadth-first search", SC 2012):
 
-* **top-down** (small frontiers): the frontier's local columns (owned and ghost, a
-  sparse list) push along the transposed local CSR (:meth:`DistGraph.local_out`), so
+* **top-down** (small frontiers): the frontier's local columns (the owned queue, then
+  the ghosts) push along the transposed local CSR (:meth:`DistGraph.local_out`), so
   the out-edges of a vertex are walked where they are stored, at their destinations'
   owners, and nothing travels back;
 * **bottom-up** (large frontiers): each unreached owned vertex scans its in-edges for a
-  frontier vertex (the bitmap) and stops at the first.
+  frontier vertex (a bitmap, one bit per local column, so that it stays in cache) and
+  stops at the first.
 
 The switch follows Beamer's rule on global counts the engine reduces anyway: go
 bottom-up when the frontier's out-edges exceed the unreached vertices' in-edges / alpha,
-back top-down when the frontier shrinks below n / beta.
+back top-down when the frontier shrinks below n / beta, unless its out-edges still
+exceed those in-edges (then even scanning every unreached row whole costs less).
 
 The parent of a vertex is defined as its in-neighbour on the previous level with the
-smallest input id. In-edge rows are sorted by input id, so bottom-up's first hit is it,
-and top-down takes the minimum over the pushes: both directions, every rank count and
-every partitioner give the same tree. Output: hop distance (int64, -1 unreached) and
-the parent's original id (-1 for the root and unreached vertices).
+smallest *parent key* (:func:`parent_keys`): the highest global out-degree, ties broken
+by the smallest input id. BFS keeps a copy of the in-edge rows sorted by that key (built
+once per graph, with the ghosts' degrees from one halo exchange, and reused by later
+roots), so bottom-up's first hit is the parent and, on a power-law graph, usually the
+first or second in-neighbour it looks at: a hub, which is in the frontier early (the
+trick of Beamer's and the GAP benchmark's). Top-down takes the minimum key over the
+pushes. The key depends only on global degrees and ids: both directions, every rank
+count and every partitioner (vertex-cut included, :func:`hpcdist.graph.gas_algorithms.bfs_gas`)
+give the same tree. Output: hop distance (int64, -1 unreached) and the parent's
+original id (-1 for the root and unreached vertices).
 """
 
 from __future__ import annotations
@@ -39,11 +49,90 @@ if TYPE_CHECKING:
     from hpcdist.graph.distgraph import DistGraph
     from hpcdist.runtime.backend import Backend
 
-__all__ = ["bfs", "BFSProgram", "validate_bfs", "random_roots", "harmonic_mean", "TOP_DOWN", "BOTTOM_UP"]
+__all__ = ["bfs", "BFSProgram", "parent_keys", "bfs_plan", "validate_bfs", "random_roots", "harmonic_mean",
+           "TOP_DOWN", "BOTTOM_UP"]
 
 TOP_DOWN, BOTTOM_UP = 0, 1
 #: Beamer et al.'s switching parameters (their tuned values).
 ALPHA, BETA = 14, 24
+
+
+def parent_keys(out_degree: np.ndarray, input_ids: np.ndarray, n_vertices: int) -> np.ndarray:
+    """The BFS parent order as one int64 per vertex: higher out-degree first, then smaller input id.
+
+    ``key = (cap - min(out_degree, cap)) << b | input_id`` with ``b`` the bits of
+    ``n_vertices - 1`` and ``cap = 2**(63 - b) - 1`` (degrees beyond it tie, and the input
+    id decides). A function of global quantities only, so every rank count and
+    partitioner orders the same way.
+    """
+    id_bits = max(1, int(n_vertices - 1).bit_length())
+    cap = (1 << (63 - id_bits)) - 1
+    deg = np.minimum(np.asarray(out_degree, dtype=np.int64), cap)
+    return ((cap - deg) << id_bits) | np.asarray(input_ids, dtype=np.int64)
+
+
+class _Plan:
+    """What BFS builds once per graph and keeps for later roots (not timed in TEPS, as
+    Graph500 does not time its construction): the parent key of every local column,
+    the in-edge rows sorted by it, the transposed CSR and the search's work buffers."""
+
+    def __init__(self, g: "DistGraph", kernels: ModuleType | None) -> None:
+        if kernels is None:
+            from hpcdist.kernels import numpy_ref as kernels
+        deg = np.zeros(g.n_local, dtype=np.int64)
+        deg[: g.n_owned] = g.out_degree
+        g.halo.exchange(deg)  # the ghosts' global out-degrees, once
+        self.col_key = parent_keys(deg, g.column_input_ids(), g.n_vertices)
+        self.col_input_ids = g.column_input_ids()
+        self.col_original_ids = g.column_original_ids()
+        self.in_indices = kernels.bfs_sort_rows(g.in_indptr, g.in_indices, self.col_key)
+        self.t_indptr, self.t_rows, _ = g.local_out(kernels)
+        index = self.in_indices.dtype  # int32 where the columns fit: half the bytes to move
+        in_deg = g.in_degree()
+        self.in_deg = in_deg.astype(index) if in_deg.shape[0] == 0 or in_deg.max() <= np.iinfo(index).max else in_deg
+        # symmetric storage (an undirected graph): the kernels read one degree array
+        self.out_deg = self.in_deg[:0] if np.array_equal(g.out_degree, in_deg) else g.out_degree
+        # each row's first (smallest-key) column, -1 for an empty row, in a dense array
+        # that bottom-up probes before the row
+        self.first = np.full(g.n_owned, -1, dtype=index)
+        full = in_deg > 0
+        self.first[full] = self.in_indices[g.in_indptr[:-1][full]]
+        # Work buffers, reused by every search: fresh pages cost a page fault each, which
+        # at scale 18 was a fifth of a whole search.
+        self.flags = np.zeros(g.n_local, dtype=np.uint8)  # the frontier the halo exchange sends
+        # bottom-up's frontier probe, and the next level's (bottom-up writes it)
+        self.bits = [np.zeros((g.n_local + 63) // 64, dtype=np.uint64) for _ in range(2)]
+        self.queues = [np.empty(g.n_local, dtype=index), np.empty(g.n_local, dtype=index)]
+        self.todo = np.empty(g.n_owned, dtype=index)
+        # the first bottom-up level's candidates: the vertices with in-edges (on RMAT a
+        # third of the vertices has none, and skipping them cost a mispredicted branch)
+        self.candidates = np.flatnonzero(full).astype(index)
+        self.parent = np.empty(g.n_owned, dtype=index)  # the parent's local column
+        self.warm: set[str] = set()  # the kernel modules called once on these arrays
+        # the owned vertices by original id, for finding the root without a pass
+        owned = g.owned_original_ids()
+        self.by_original = np.argsort(owned, kind="stable")
+        self.sorted_original = owned[self.by_original]
+
+    def find(self, original_id: int) -> int:
+        """Local id of the owned vertex ``original_id``, -1 if not owned here (local)."""
+        try:
+            ident = int(original_id)
+        except (TypeError, ValueError):
+            return -1
+        if not -(2**63) <= ident < 2**63:
+            return -1
+        at = int(np.searchsorted(self.sorted_original, ident))
+        if at < self.sorted_original.shape[0] and self.sorted_original[at] == ident:
+            return int(self.by_original[at])
+        return -1
+
+
+def bfs_plan(graph: "DistGraph", kernels: ModuleType | None = None) -> _Plan:
+    """The graph's BFS plan, built on first use with ``kernels`` (the numpy reference when
+    None; every backend builds the same arrays). Collective on first use (halo exchanges
+    of the degrees and ids); it holds a second copy of the in-edge indices."""
+    return graph.derived("bfs_plan", lambda: _Plan(graph, kernels))
 
 
 class BFSProgram:
@@ -61,29 +150,29 @@ class BFSProgram:
         self.k = kernels
         self.direction = direction
         self.alpha, self.beta = float(alpha), float(beta)
-        self.keys = g.column_input_ids()
-        self.t_indptr, self.t_rows, _ = g.local_out(kernels)
-        self.in_deg = g.in_degree()
+        plan = self.plan = bfs_plan(g, kernels)
+        self.in_deg, self.out_deg = plan.in_deg, plan.out_deg
+        # Alone, a rank has no ghost to fill: the frontier flags are not kept at all.
+        self.exchanging = g.comm.Get_size() > 1
         self.dist = np.full(g.n_owned, -1, dtype=np.int64)
-        self.parent = np.full(g.n_owned, -1, dtype=np.int64)  # input id of the parent
-        # This level's frontier (owned flags; the exchange fills the ghosts), the next
-        # one's, and bottom-up's candidates. Work buffers are kept on the graph and reused
-        # by the next search: fresh pages cost a page fault each, which at scale 18 was a
-        # fifth of a whole search.
-        candidates = g.derived("bfs_candidates", lambda: np.flatnonzero(self.in_deg > 0))
-        scratch = g.derived("bfs_scratch", lambda: [np.zeros(g.n_local, dtype=np.uint8),
-                                                    np.zeros(g.n_local, dtype=np.uint8),
-                                                    np.empty_like(candidates)])
-        self.frontier, self.next, self.todo = scratch
-        self.frontier.fill(0)
-        # bottom-up's candidates: vertices with in-edges, compacted to the unreached ones
-        # by each bottom-up level, so that later levels skip what earlier ones reached
-        self.todo[:] = candidates
-        self.n_todo = self.todo.shape[0]
+        self.parent = plan.parent  # read only where dist > 0, so never cleared
+        self.bits, self.next_bits = plan.bits
+        self.bits_ready = False  # whether a bottom-up level left the owned bits in self.bits
+        if self.exchanging:
+            plan.flags.fill(0)
+        # The frontier's owned vertices (this level's queue, then the next one's), and
+        # bottom-up's candidates: the plan's list at first (n_todo -1), then compacted to
+        # the unreached ones by each bottom-up level, so later ones skip what is reached.
+        self.queue, self.next_queue = plan.queues
+        self.n_queue = 0
+        self.n_todo = -1
         src = np.zeros(2, dtype=np.int64)
         if source_local >= 0:
             self.dist[source_local] = 0
-            self.frontier[source_local] = 1
+            self.queue[0] = source_local
+            self.n_queue = 1
+            if self.exchanging:
+                plan.flags[source_local] = 1
             src[:] = g.out_degree[source_local], self.in_deg[source_local]
         glob = np.empty_like(src)
         g.comm.Allreduce(src, glob, op=MPI.SUM)
@@ -98,57 +187,66 @@ class BFSProgram:
         self.out_edges = self.m_f  # out-edges of all reached vertices (TEPS)
         self.interior_out: np.ndarray | None = None  # counts of the pushes compute_interior did
         t0 = time.perf_counter()
-        self._warm_up()
+        if kernels.NAME not in plan.warm:
+            self._warm_up()
+            plan.warm.add(kernels.NAME)
         self.warm_up_seconds = time.perf_counter() - t0
 
     def _warm_up(self) -> None:
         """Call each kernel once with no work: numba compiles (or loads from its cache) the
-        variants for these very array types here, in the set-up, not in the first level."""
-        k, g = self.k, self.graph
-        none = np.empty(0, dtype=np.int64)
-        k.nonzero_positions(self.next[:0])
-        k.bfs_top_down(self.t_indptr, self.t_rows, none, self.keys, self.dist, self.parent, 0, g.out_degree,
-                       self.in_deg, self.next)
-        k.bfs_bottom_up(g.in_indptr, g.in_indices, self.frontier, self.keys, self.dist, self.parent, 0,
-                        g.out_degree, self.in_deg, self.next, self.todo, 0)
+        variants for these very array types here, in the set-up of the first search, not
+        in its first level."""
+        k, g, p = self.k, self.graph, self.plan
+        k.nonzero_positions(p.flags[:0])
+        k.bfs_top_down(p.t_indptr, p.t_rows, self.queue, 0, p.col_key, self.dist, self.parent, 0, self.out_deg,
+                       self.in_deg, self.next_queue, 0)
+        k.bfs_bottom_up(g.in_indptr, p.in_indices, p.first, self.bits, self.next_bits, p.col_key, self.dist,
+                        self.parent, 0, self.out_deg, self.in_deg, self.next_queue, p.candidates, p.todo, 0)
+        self.next_bits.fill(0)
+        k.bfs_bitmap(self.bits, self.queue, 0, p.flags[:0], 0)
+        k.bfs_flags(p.flags, self.queue, 0, self.next_queue, 0)
+        k.bfs_parent_ids(self.dist[:0], self.parent[:0], p.col_original_ids)
 
     def _first_mode(self) -> int:
         return BOTTOM_UP if self.direction == "bottom-up" else TOP_DOWN
 
-    def exchange_values(self, superstep: int) -> np.ndarray:
-        return self.frontier
+    def exchange_values(self, superstep: int) -> np.ndarray | None:
+        return self.plan.flags if self.exchanging else None
+
+    def _push(self, cols: np.ndarray, n_cols: int, n_queue: int) -> np.ndarray:
+        p, g = self.plan, self.graph
+        return self.k.bfs_top_down(p.t_indptr, p.t_rows, cols, n_cols, p.col_key, self.dist, self.parent,
+                                   self.level, self.out_deg, self.in_deg, self.next_queue, n_queue)
 
     def compute_interior(self, superstep: int) -> None:
-        """Top-down: push from the owned frontier columns while the ghosts' flags are in flight.
+        """Top-down: push from the owned frontier while the ghosts' flags are in flight.
 
-        The pushes from owned columns come first in :meth:`compute`'s single pass too
-        (columns ascending), so splitting it here changes no result.
+        :meth:`compute` then pushes from the ghosts: owned columns first, as without
+        the overlap, so the split changes no result.
         """
-        if self.mode != TOP_DOWN:
-            return
-        k, g = self.k, self.graph
-        self.next.fill(0)
-        cols = k.nonzero_positions(self.frontier[: g.n_owned])
-        self.interior_out = k.bfs_top_down(self.t_indptr, self.t_rows, cols, self.keys, self.dist, self.parent,
-                                           self.level, g.out_degree, self.in_deg, self.next)
+        if self.mode == TOP_DOWN:
+            self.interior_out = self._push(self.queue, self.n_queue, 0)
 
     def compute(self, superstep: int) -> LocalStep:
-        k, g = self.k, self.graph
-        if self.mode == TOP_DOWN and self.interior_out is not None:
-            cols = k.nonzero_positions(self.frontier[g.n_owned:]) + g.n_owned
-            out = k.bfs_top_down(self.t_indptr, self.t_rows, cols, self.keys, self.dist, self.parent, self.level,
-                                 g.out_degree, self.in_deg, self.next) + self.interior_out
-            self.interior_out = None
-            return LocalStep(counts=[int(x) for x in out[:4]], active=int(out[0]))
-        self.next.fill(0)
+        k, g, p = self.k, self.graph, self.plan
+        no = g.n_owned
         if self.mode == TOP_DOWN:
-            cols = k.nonzero_positions(self.frontier)
-            out = k.bfs_top_down(self.t_indptr, self.t_rows, cols, self.keys, self.dist, self.parent, self.level,
-                                 g.out_degree, self.in_deg, self.next)
+            out = self.interior_out if self.interior_out is not None else self._push(self.queue, self.n_queue, 0)
+            self.interior_out = None
+            if no < g.n_local:  # then the ghosts in the frontier
+                ghosts = k.nonzero_positions(p.flags[no:]) + no
+                more = self._push(ghosts, ghosts.shape[0], int(out[4]))
+                out = np.concatenate([out[:4] + more[:4], more[4:]])
         else:
-            out = k.bfs_bottom_up(g.in_indptr, g.in_indices, self.frontier, self.keys, self.dist, self.parent,
-                                  self.level, g.out_degree, self.in_deg, self.next, self.todo, self.n_todo)
-            self.n_todo = int(out[4])
+            k.bfs_bitmap(self.bits, self.queue, -1 if self.bits_ready else self.n_queue,
+                         p.flags if self.exchanging else p.flags[:0], no)
+            out = k.bfs_bottom_up(g.in_indptr, p.in_indices, p.first, self.bits, self.next_bits, p.col_key, self.dist,
+                                  self.parent, self.level, self.out_deg, self.in_deg, self.next_queue, p.candidates,
+                                  p.todo, self.n_todo)
+            self.n_todo = int(out[5])
+        self.n_next = int(out[4])
+        if self.exchanging:  # the owned flags: this level's off, the next one's on
+            k.bfs_flags(p.flags, self.queue, self.n_queue, self.next_queue, self.n_next)
         return LocalStep(counts=[int(x) for x in out[:4]], active=int(out[0]))
 
     def apply(self, superstep: int, sums: list[float], counts: list[int]) -> bool:
@@ -161,7 +259,11 @@ class BFSProgram:
         m_u = self.m_u - in_f
         self.mode = self._next_mode(n_f, m_f, m_u)
         self.n_f, self.m_f, self.m_u = n_f, m_f, m_u
-        self.frontier, self.next = self.next, self.frontier
+        self.queue, self.next_queue = self.next_queue, self.queue
+        self.n_queue = self.n_next
+        self.bits_ready = self.modes[-1] == BOTTOM_UP
+        if self.bits_ready:
+            self.bits, self.next_bits = self.next_bits, self.bits
         return n_f == 0
 
     def _next_mode(self, n_f: int, m_f: int, m_u: int) -> int:
@@ -170,10 +272,17 @@ class BFSProgram:
         if self.mode == TOP_DOWN:
             # the frontier's edges outweigh what checking the unreached vertices would cost
             return BOTTOM_UP if m_f > m_u / self.alpha and n_f > self.n_f else TOP_DOWN
-        return TOP_DOWN if n_f < self.graph.n_vertices / self.beta and n_f < self.n_f else BOTTOM_UP
+        # Beamer's, and only while pushing the frontier's edges costs less than scanning
+        # every unreached vertex's whole row would: late levels scan short candidate lists
+        return (TOP_DOWN if n_f < self.graph.n_vertices / self.beta and n_f < self.n_f and m_f < m_u
+                else BOTTOM_UP)
+
+    def parent_ids(self, ids: np.ndarray) -> np.ndarray:
+        """The parents as ``ids`` of their local columns (-1 for the root and unreached)."""
+        return self.k.bfs_parent_ids(self.dist, self.parent, ids)
 
     def state(self) -> dict[str, np.ndarray]:
-        return {"dist": self.dist, "parent": self.parent}
+        return {"dist": self.dist, "parent": self.parent_ids(self.plan.col_input_ids)}
 
     def scalars(self) -> dict[str, int]:
         return {"level": self.level, "mode": self.mode, "n_f": self.n_f, "m_f": self.m_f, "m_u": self.m_u,
@@ -181,19 +290,27 @@ class BFSProgram:
                 "modes": "".join("TB"[m] for m in self.modes)}
 
     def restore(self, state: dict[str, np.ndarray], scalars: dict[str, int]) -> None:
+        p = self.plan
         self.dist = np.array(state["dist"], dtype=np.int64)
-        self.parent = np.array(state["parent"], dtype=np.int64)
+        # parents by input id -> their local columns (a parent is an in-neighbour: local)
+        order = np.argsort(p.col_input_ids, kind="stable")
+        tree = self.dist > 0
+        where = np.searchsorted(p.col_input_ids[order], np.asarray(state["parent"], dtype=np.int64)[tree])
+        self.parent[tree] = order[where]
         self.level = int(scalars["level"])
         self.mode = int(scalars["mode"])
         self.n_f, self.m_f, self.m_u = int(scalars["n_f"]), int(scalars["m_f"]), int(scalars["m_u"])
         self.examined = int(scalars["examined"])
         self.reached, self.out_edges = int(scalars["reached"]), int(scalars["out_edges"])
         self.modes = ["TB".index(c) for c in str(scalars["modes"])]
-        self.frontier.fill(0)
-        self.k.bfs_frontier(self.dist, self.level, self.frontier)
-        rest = np.flatnonzero((self.in_deg > 0) & (self.dist < 0))
-        self.todo[: rest.shape[0]] = rest
-        self.n_todo = rest.shape[0]
+        front = np.flatnonzero(self.dist == self.level)
+        self.n_queue = front.shape[0]
+        self.queue[: self.n_queue] = front
+        p.flags.fill(0)
+        if self.exchanging:
+            p.flags[front] = 1
+        self.n_todo = -1
+        self.bits_ready = False
 
 
 def bfs(
@@ -236,7 +353,8 @@ def bfs(
     VertexResult
         ``values``: hop distance (int64, -1 where unreachable); ``extras["parent"]``:
         original id of the BFS parent (-1 for the root and unreachable vertices), the
-        in-neighbour on the previous level with the smallest input id. ``params`` holds
+        in-neighbour on the previous level of highest out-degree, the smallest input id
+        among equals (:func:`parent_keys`). ``params`` holds
         ``source``, ``levels``, ``reached``, ``edges_traversed`` (edges of the reached
         vertices, each undirected edge once for a symmetric graph, as Graph500 counts),
         ``edges_examined``, ``teps`` and ``directions`` (``T``/``B`` per level).
@@ -247,15 +365,26 @@ def bfs(
     with collective(comm):
         if direction not in ("auto", "top-down", "bottom-up"):
             raise InputError(f"bfs: direction must be auto, top-down or bottom-up, got {direction!r}")
-    kernels = resolve_kernels(backend, comm)
-    src_local = graph.locate(source, "bfs: source vertex")
+    from hpcdist.runtime.comm import MPI
+
+    if isinstance(backend, str) or backend is None:
+        # agreed once per graph and backend name: repeated roots (Graph500's 64) skip it
+        kernels = graph.derived(("bfs_kernels", backend), lambda: resolve_kernels(backend, comm))
+    else:
+        kernels = resolve_kernels(backend, comm)
+
+    src_local = bfs_plan(graph, kernels).find(source)
+    if comm.allreduce(1 if src_local >= 0 else 0, op=MPI.SUM) == 0:
+        graph.locate(source, "bfs: source vertex")  # raises the graph's InputError on every rank
     program = BFSProgram(graph, kernels, src_local, direction=direction)
+    if exchange == "auto" and not program.exchanging:
+        exchange = "dense"  # alone there is nothing to exchange: no optimizer to set up either
     run = run_bsp(graph, program, max_supersteps=graph.n_vertices + 1, kernels=kernels, progress=progress,
                   on_superstep=on_superstep, resume=resume, exchange=exchange)
     # every reached vertex was in exactly one level's counts: no pass over the vertices
     edges = program.out_edges if graph.directed else program.out_edges // 2
     levels = program.level  # the last superstep found nothing
-    parent_orig = graph.input_to_original(program.parent)
+    parent_orig = program.parent_ids(program.plan.col_original_ids)
     return VertexResult(
         graph=graph,
         values=program.dist,
