@@ -17,7 +17,7 @@ import numpy as np
 from hpcdist.runtime.errors import InputError, collective
 from hpcdist.runtime.ranges import owned_range
 
-__all__ = ["HELP", "add_arguments", "run", "integrate_slice"]
+__all__ = ["HELP", "add_arguments", "run", "integrate_slice", "sample_count"]
 
 CHUNK = 1 << 20  # bounds each rank's temporary memory to a few MiB
 
@@ -26,7 +26,30 @@ HELP = "a short SPMD run that checks a distributed computation against a serial 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--samples", type=int, default=20_000_000, help="midpoint samples in all (default 2e7)")
+    p.add_argument("--samples", type=sample_count, default=20_000_000, metavar="N",
+                   help="midpoint samples in all, an integer such as 20000000 or 2e7 (default 2e7)")
+
+
+def sample_count(text: str) -> int:
+    """``--samples``: an integer, also in exponent form (``2e7``) when the value is integral.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        For text that is not an integral number.
+    """
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    # beyond 2^53 a float no longer holds every integer: 1e23 would silently become another count
+    if not (value.is_integer() and abs(value) <= 2**53):
+        raise argparse.ArgumentTypeError(f"expected an integer such as 20000000 or 2e7, got {text!r}")
+    return int(value)
 
 
 def integrate_slice(start: int, stop: int, n: int) -> float:

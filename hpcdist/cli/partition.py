@@ -25,13 +25,16 @@ METHODS = ALL_METHODS
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", metavar="SPEC", help="graph file or generator spec (as for `hpcdist graph --input`)")
-    p.add_argument("--parts", "-k", default=None, metavar="K", help="number of parts (default: the rank count)")
-    p.add_argument("--method", "--partitioner", "-m", dest="method", default="block",
+    p.add_argument("--parts", "-k", default=None, metavar="K",
+                   help="number of parts, 1 to the vertex count (default: the rank count)")
+    # default None, not "block": --compare must tell a given --method from the default
+    p.add_argument("--method", "--partitioner", "-m", dest="method", default=None,
                    metavar="{" + ",".join(METHODS) + "}", help="partitioner (default block)")
     p.add_argument("--hybrid-threshold", default=None, metavar="D",
-                   help=f"hybrid: in-degree above which a vertex's in-edges are spread (default {HYBRID_THRESHOLD})")
+                   help=f"hybrid and --compare: in-degree above which a vertex's in-edges are spread "
+                        f"(default {HYBRID_THRESHOLD})")
     p.add_argument("--compare", action="store_true",
-                   help="compare block, metis, hash, vertex-cut, dbh and hybrid in one table")
+                   help="compare block, metis, hash, vertex-cut, dbh and hybrid in one table (no --method)")
     p.add_argument("--undirected", action="store_true", help="add both directions of every edge")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -61,10 +64,21 @@ def run(args: argparse.Namespace) -> int:
         with collective(comm):
             parts = _int_option(args.parts, "--parts", comm.Get_size(), 1)
             threshold = _int_option(args.hybrid_threshold, "--hybrid-threshold", HYBRID_THRESHOLD, 0)
-            method = args.method.lower()
+            if args.compare and args.method is not None:
+                raise InputError(f"--compare reports every partitioner; leave out --method {args.method}")
+            method = (args.method or "block").lower()
             if method not in METHODS:
                 raise InputError(f"unknown partitioner {args.method!r}; choose one of {', '.join(METHODS)}")
+            if args.hybrid_threshold is not None and not args.compare and method != "hybrid":
+                raise InputError(f"--hybrid-threshold applies to --method hybrid (or --compare) only, not {method}")
         edges = read_edges(args.spec, comm, undirected=args.undirected, weighted=False)
+        with collective(comm):
+            # n_vertices is the same on every rank; collective() still keeps the exit together
+            if parts > edges.n_vertices:
+                given = (f"--parts {parts:,}" if args.parts is not None
+                         else f"the default --parts (the rank count, {parts})")
+                raise InputError(f"{given} is more than the {edges.n_vertices:,} vertices of {args.spec}: "
+                                 f"at most {edges.n_vertices:,} parts can each hold a vertex")
         if args.compare:
             rows = compare_partitioners(edges, comm, parts, threshold=threshold)
             if args.json:

@@ -838,6 +838,8 @@ def evaluate_partition(
     with collective(comm):
         if parts < 1:
             raise InputError(f"--parts must be at least 1, got {parts}")
+        if parts > edgelist.n_vertices:  # per-part arrays would be as many as the parts, on every rank
+            raise InputError(f"--parts {parts:,} is more than the {edgelist.n_vertices:,} vertices of the graph")
     rank, size = comm.Get_rank(), comm.Get_size()
     n = edgelist.n_vertices
     bstart, bstop = owned_range(n, size, rank)

@@ -53,6 +53,10 @@ RMAT_A, RMAT_B, RMAT_C = 0.57, 0.19, 0.19
 FEISTEL_ROUNDS = 4
 GENERATORS = ("rmat", "er", "grid2d")
 MAX_SCALE = 62
+#: Seeds key 64-bit generators (SplitMix64, the Feistel keys, Philox's first key word).
+MAX_SEED = 2**64 - 1
+#: Vertex ids and edge positions are int64; above this the generators' arithmetic overflows.
+MAX_COUNT = 2**MAX_SCALE
 
 _SPEC = re.compile(r"^([A-Za-z][A-Za-z0-9_]*):(.*)$")
 _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -95,14 +99,22 @@ def parse_generator_spec(spec: str) -> GeneratorSpec:
         raise InputError(f"unknown generator {kind!r} in {spec!r} (known: rmat:SCALE[:EDGEFACTOR[:SEED]], "
                          "er:N:AVGDEG[:SEED], grid2d:N)")
 
-    def num(text: str, what: str, cast=int, low=0):
+    def num(text: str, what: str, cast=int, low=0, high=MAX_COUNT):
         try:
             value = cast(text)
         except ValueError:
             raise InputError(f"generator spec {spec!r}: {what} must be a number, got {text!r}") from None
         if not (isinstance(value, float) and math.isfinite(value) or isinstance(value, int)) or value < low:
             raise InputError(f"generator spec {spec!r}: {what} must be >= {low}, got {text!r}")
+        if value > high:
+            raise InputError(f"generator spec {spec!r}: {what} must be at most {_power_of_two(high)}, got {text!r}")
         return value
+
+    def counted(gen: GeneratorSpec) -> GeneratorSpec:
+        if gen.n_edges > MAX_COUNT:
+            raise InputError(f"generator spec {spec!r}: {gen.n_edges:.3g} edges, more than the "
+                             f"{_power_of_two(MAX_COUNT)} a generator can number")
+        return gen
 
     if kind == "rmat":
         _ints(spec, params, ["SCALE", "EDGEFACTOR", "SEED"], 1)
@@ -110,18 +122,29 @@ def parse_generator_spec(spec: str) -> GeneratorSpec:
         if scale > MAX_SCALE:
             raise InputError(f"generator spec {spec!r}: SCALE must be at most {MAX_SCALE}")
         ef = num(params[1], "EDGEFACTOR", low=1) if len(params) > 1 else 16
-        seed = num(params[2], "SEED") if len(params) > 2 else DEFAULT_SEED
+        seed = num(params[2], "SEED", high=MAX_SEED) if len(params) > 2 else DEFAULT_SEED
         n = 1 << scale
-        return GeneratorSpec("rmat", n, ef * n, seed, scale=scale, text=spec)
+        return counted(GeneratorSpec("rmat", n, ef * n, seed, scale=scale, text=spec))
     if kind == "er":
         _ints(spec, params, ["N", "AVGDEG", "SEED"], 2)
         n = num(params[0], "N", low=1)
-        deg = num(params[1], "AVGDEG", cast=float)
-        seed = num(params[2], "SEED") if len(params) > 2 else DEFAULT_SEED
-        return GeneratorSpec("er", n, int(round(n * deg)), seed, text=spec)
+        deg = num(params[1], "AVGDEG", cast=float, high=float(MAX_COUNT))
+        seed = num(params[2], "SEED", high=MAX_SEED) if len(params) > 2 else DEFAULT_SEED
+        # n * deg <= 2^124 here: finite, so round() cannot overflow
+        return counted(GeneratorSpec("er", n, int(round(n * deg)), seed, text=spec))
     _ints(spec, params, ["N"], 1)
-    side = num(params[0], "N", low=1)
-    return GeneratorSpec("grid2d", side * side, 4 * side * (side - 1), 0, side=side, text=spec)
+    side = num(params[0], "N", low=1, high=2 ** (MAX_SCALE // 2))
+    return counted(GeneratorSpec("grid2d", side * side, 4 * side * (side - 1), 0, side=side, text=spec))
+
+
+def _power_of_two(value: int | float) -> str:
+    """``2^62`` for 2**62, ``2^64-1`` for 2**64 - 1: the limits read better so."""
+    value = int(value)
+    if value & (value + 1) == 0:
+        return f"2^{(value + 1).bit_length() - 1}-1"
+    if value & (value - 1) == 0:
+        return f"2^{value.bit_length() - 1}"
+    return f"{value:,}"
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:

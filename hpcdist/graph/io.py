@@ -3,9 +3,11 @@
 ``read_edges(spec, comm)`` accepts
 
 * an edge list (``.txt``, ``.el``, ``.tsv``, any other extension; ``.gz`` compressed):
-  ``src dst [weight]`` per line, ``#``/``%`` comments, any non-negative 64-bit ids;
-* Matrix Market ``.mtx``/``.mtx.gz`` (``coordinate``; ``general`` or ``symmetric``),
-  parsed by ``scipy.io.mmread``; vertices are 1..rows;
+  ``src dst [weight]`` per line, ``#``/``%`` comments, any non-negative 64-bit ids
+  (a UTF-8 byte order mark at the start of a text file is skipped);
+* Matrix Market ``.mtx``/``.mtx.gz`` (``coordinate``; ``real``, ``integer`` or ``pattern``;
+  ``general`` or ``symmetric``), parsed by ``scipy.io.mmread``; vertices are 1..rows; a
+  fraction in an ``integer`` file is refused with its line;
 * DIMACS shortest-path ``.gr`` (``c`` comments, ``p sp N M``, ``a u v w``); vertices 1..N;
 * hpcdist's HDF5 CSR (``.h5``/``.hdf5``, see :mod:`hpcdist.graph.hdf5csr`);
 * a generator spec ``rmat:…``, ``er:…``, ``grid2d:…`` (see :mod:`hpcdist.graph.generators`).
@@ -33,6 +35,7 @@ which every rank then reads in parallel) and load the HDF5 CSR.
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import re
 from dataclasses import dataclass
@@ -60,6 +63,8 @@ SAMPLE_BYTES = 1 << 20
 #: values, our int64 copies, and their send buffers).
 MTX_BYTES_PER_ENTRY = 48
 _MAX_ID = 2**63
+#: A UTF-8 byte order mark, which some Windows editors put at the start of a text file.
+_UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def input_format(spec: str) -> str:
@@ -245,7 +250,8 @@ def _inspect_on_root(spec: str, *, undirected: bool, weighted: bool | None) -> _
     except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
         raise InputError(f"not a readable {'gzip' if compressed else 'text'} file ({exc})", path=spec) from None
     cut = sample.rfind(b"\n") + 1 if len(sample) == SAMPLE_BYTES else len(sample)
-    parsed = textparse.parse_edge_lines(sample[:cut], textparse.MODE_DIMACS if fmt == "gr" else textparse.MODE_EDGELIST)
+    parsed = textparse.parse_edge_lines(_without_bom(sample[:cut]),
+                                        textparse.MODE_DIMACS if fmt == "gr" else textparse.MODE_EDGELIST)
     per_line = cut / max(parsed.src.shape[0], 1)
     m_est = int(text_bytes / per_line) if parsed.src.shape[0] else text_bytes // 4
     return _Inspection(fmt, memory.LoadCost(
@@ -336,6 +342,12 @@ def _scatter_gzip_lines(path: str, comm: "MPI.Intracomm") -> bytes:
     return mine.tobytes()
 
 
+def _without_bom(chunk: bytes) -> bytes:
+    """``chunk`` without a leading UTF-8 byte order mark (the BOM holds no newline, so line numbers stay)."""
+    # A copy, but only of a file that has a BOM; the parser's hot loop stays as it is.
+    return chunk[len(_UTF8_BOM):] if chunk.startswith(_UTF8_BOM) else chunk
+
+
 def _line_offset(comm: "MPI.Intracomm", chunk: bytes) -> int:
     """0-based index, in the whole file, of this chunk's first line."""
     from hpcdist.runtime.comm import MPI
@@ -350,6 +362,10 @@ def _read_text(path: str, comm: "MPI.Intracomm", fmt: str, weighted: bool | None
     mode = textparse.MODE_DIMACS if fmt == "gr" else textparse.MODE_EDGELIST
     chunk = _my_text_chunk(path, comm)
     first_line = _line_offset(comm, chunk)
+    if first_line == 0:
+        # The chunk that holds the file's first byte (any before it are empty); a BOM
+        # elsewhere would follow a newline, so first_line > 0 there and it stays an error.
+        chunk = _without_bom(chunk)
     parsed = textparse.parse_edge_lines(chunk, mode)
     # the file's column count is that of its first data line, wherever it is
     all_ncols = comm.allgather(parsed.ncols)
@@ -436,18 +452,44 @@ def _finish_dimacs(path: str, comm: "MPI.Intracomm", parsed: textparse.ParsedLin
 # ----------------------------------------------------------------------------- Matrix Market
 
 
-_MTX_BANNER = re.compile(r"^%%MatrixMarket\s+matrix\s+(\w+)\s+(\w+)\s+(\w+)\s*$", re.IGNORECASE)
+# [\w-]: the symmetry may be 'skew-symmetric', which must reach the "not supported" message.
+_MTX_BANNER = re.compile(r"^%%MatrixMarket\s+matrix\s+([\w-]+)\s+([\w-]+)\s+([\w-]+)\s*$", re.IGNORECASE)
+
+
+class _FirstLineReplaced(io.RawIOBase):
+    """A binary stream: ``first_line``, then the rest of ``fh`` (whose first line was read).
+
+    Lets scipy's reader see a rewritten banner without copying the file.
+    """
+
+    def __init__(self, fh, first_line: bytes) -> None:
+        super().__init__()
+        self._fh, self._head = fh, first_line
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        if self._head:
+            k = min(len(b), len(self._head))
+            b[:k] = self._head[:k]
+            self._head = self._head[k:]
+            return k
+        return self._fh.readinto(b)
 
 
 def _mtx_header(path: str) -> tuple[int, int, int, str, str, int]:
     """rows, cols, nnz, field, symmetry and the 1-based line of the size line; InputError when unusable."""
     with _open_text(path) as fh:
         try:
-            banner = fh.readline().decode("ascii", "replace").strip()
+            banner = _without_bom(fh.readline()).decode("ascii", "replace").strip()
         except (OSError, EOFError) as exc:
             raise InputError(f"cannot read ({exc})", path=path) from None
         match = _MTX_BANNER.match(banner)
         if not match:
+            if banner.lower().startswith("%%matrixmarket"):
+                raise InputError("unparsable Matrix Market banner (expected '%%MatrixMarket matrix coordinate "
+                                 "FIELD SYMMETRY')", path=path, line=1)
             raise InputError("not a Matrix Market file (expected '%%MatrixMarket matrix coordinate ...')",
                              path=path, line=1)
         layout, field, symmetry = (g.lower() for g in match.groups())
@@ -479,24 +521,50 @@ def _mtx_header(path: str) -> tuple[int, int, int, str, str, int]:
 
 def _mtx_bad_value_line(path: str, size_line: int) -> int | None:
     """The first entry line whose value is negative or not finite (error path only)."""
+    found = _mtx_bad_value(path, size_line, integer=False)
+    return found[0] if found else None
+
+
+def _mtx_bad_value(path: str, size_line: int, integer: bool) -> tuple[int, str] | None:
+    """Line and text of the first value that is negative, not finite or (``integer``) not
+    integral; error path only (a Python loop over the lines)."""
     with _open_text(path) as fh:
         for lineno, raw in enumerate(fh, start=1):
             parts = raw.split()
             if lineno <= size_line or not parts or parts[0].startswith(b"%") or len(parts) < 3:
                 continue
+            text = parts[2].decode("ascii", "replace")
             try:
-                v = float(parts[2])
+                v = float(text)
             except ValueError:
-                return lineno
-            if not (np.isfinite(v) and v >= 0):
-                return lineno
+                return lineno, text
+            if not (np.isfinite(v) and v >= 0) or (integer and v != np.rint(v)):
+                return lineno, text
     return None
+
+
+def _mmread(path: str, field: str):
+    """``scipy.io.mmread``, reading an ``integer`` file as ``real`` and skipping a BOM.
+
+    scipy truncates a value such as 1.5 in an ``integer`` file to 1 without a word; read
+    as real, the values array shows it and :func:`_read_mtx` refuses it. The banner is
+    rewritten on the fly, so the file is neither copied nor read twice.
+    """
+    import scipy.io
+
+    with _open_text(path) as fh:
+        has_bom = fh.read(len(_UTF8_BOM)) == _UTF8_BOM
+    if field != "integer" and not has_bom:
+        return scipy.io.mmread(path)  # the common case: scipy opens the path itself
+    with _open_text(path) as fh:
+        banner = _without_bom(fh.readline())
+        if field == "integer":
+            banner = re.sub(rb"(?i)\binteger\b", b"real", banner, count=1)
+        return scipy.io.mmread(io.BufferedReader(_FirstLineReplaced(fh, banner), 1 << 20))
 
 
 def _read_mtx(path: str, comm: "MPI.Intracomm", weighted: bool | None) -> EdgeList:
     """scipy parses on rank 0; the entries are scattered in contiguous blocks."""
-    import scipy.io
-
     from hpcdist.runtime.comm import MPI
 
     rank, size = comm.Get_rank(), comm.Get_size()
@@ -506,7 +574,7 @@ def _read_mtx(path: str, comm: "MPI.Intracomm", weighted: bool | None) -> EdgeLi
         if rank == 0:
             rows, _cols, nnz, field, symmetry, size_line = _mtx_header(path)
             try:
-                coo = scipy.io.mmread(path)
+                coo = _mmread(path, field)
             except ValueError as exc:
                 text = str(exc)
                 found = re.match(r"Line (\d+): (.*)", text)
@@ -527,6 +595,11 @@ def _read_mtx(path: str, comm: "MPI.Intracomm", weighted: bool | None) -> EdgeLi
                 bad = w[np.flatnonzero(~(np.isfinite(w) & (w >= 0)))[0]]
                 what = "NaN" if np.isnan(bad) else "infinite" if np.isinf(bad) else "negative"
                 raise InputError(f"{what} weight {bad}", path=path, line=_mtx_bad_value_line(path, size_line))
+            if field == "integer" and not np.all(w == np.rint(w)):
+                # no negative or non-finite value is left, so the first bad line is the fraction's
+                line, text = _mtx_bad_value(path, size_line, integer=True) or (None, "?")
+                raise InputError(f"value {text} is not an integer, but the banner says 'integer' "
+                                 "(declare the field 'real' to keep fractions)", path=path, line=line)
             header = (rows, int(src.shape[0]), w is not None, symmetry == "symmetric")
     n, m, has_w, symmetric = comm.bcast(header, root=0)
     counts = np.array([np.subtract(*owned_range(m, size, r)[::-1]) for r in range(size)], dtype=np.int64)

@@ -389,7 +389,9 @@ def edge_partition_quality(
     )
 
 
-def _check(comm: "MPI.Intracomm", method: str, parts: int, threshold: int) -> None:
+def _check(comm: "MPI.Intracomm", method: str, parts: int, threshold: int, n_vertices: int | None = None) -> None:
+    # n_vertices: the reports bound the part count by it; the engine (gas.py) passes
+    # none, as its parts are the ranks, which may outnumber a tiny graph's vertices.
     from hpcdist.runtime.errors import collective
 
     with collective(comm):
@@ -397,6 +399,10 @@ def _check(comm: "MPI.Intracomm", method: str, parts: int, threshold: int) -> No
             raise InputError(f"unknown edge partitioner {method!r}; choose one of {', '.join(EDGE_METHODS)}")
         if parts < 1:
             raise InputError(f"--parts must be at least 1, got {parts}")
+        # Per-part arrays are replicated on every rank: an unbounded count would exhaust
+        # memory long before the report, and a part without a vertex has no master.
+        if n_vertices is not None and parts > n_vertices:
+            raise InputError(f"--parts {parts:,} is more than the {n_vertices:,} vertices of the graph")
         if threshold < 0:
             raise InputError(f"--hybrid-threshold must be at least 0, got {threshold}")
 
@@ -492,13 +498,19 @@ def evaluate_edge_partition(
     edgelist : EdgeList
         This rank's share of the edges (duplicates collapse first, as in the engine).
     parts : int
-        Number of parts (any, not only the rank count).
+        Number of parts, 1 to the vertex count (any, not only the rank count).
     method : {"vertex-cut", "dbh", "hybrid"}
     threshold : int
         ``hybrid``: in-degree above which a vertex's in-edges are spread.
+
+    Raises
+    ------
+    InputError
+        Collectively, for an unknown method, a negative threshold or a part count
+        outside 1..n_vertices.
     """
     method = (method or "").lower()
-    _check(comm, method, parts, threshold)
+    _check(comm, method, parts, threshold, edgelist.n_vertices)
     src, dst, _, in_degree = _dedupe_at_directory(edgelist, comm)
     n = edgelist.n_vertices
     edge_part = _place_distributed(comm, method, src, dst, in_degree, n, parts, threshold)
@@ -581,7 +593,7 @@ def compare_partitioners(
     from hpcdist.graph.distgraph import evaluate_partition
     from hpcdist.runtime.comm import MPI
 
-    _check(comm, "vertex-cut", parts, threshold)
+    _check(comm, "vertex-cut", parts, threshold, edgelist.n_vertices)
     rows: list[ComparisonRow] = []
     n_input = int(comm.allreduce(edgelist.n_local_edges, op=MPI.SUM))
     for method in methods:
