@@ -27,13 +27,19 @@ from hpcdist.models.registry import ModelInfo, ModelRegistry, model_label
 from hpcdist.models.validators import as_validator
 from hpcdist.runtime.errors import InputError
 
-__all__ = ["ModelFarmMixin", "ModelRef", "ModelOutput", "PredictReport", "run_model", "MODES"]
+__all__ = ["ModelFarmMixin", "ModelRef", "ModelOutput", "PredictReport", "run_model", "MODES", "batch_bounds",
+           "auto_batch_size"]
 
 MODES = ("single", "parallel", "batch", "pipeline")
-#: Rows per batch when ``batch_size`` is None: about this many bytes of input per batch ...
+#: Rows per batch when ``batch_size`` is None: enough batches per worker that, with the
+#: last ones cut in half (:func:`batch_bounds`), the workers end within about half a
+#: batch of each other; each task costs about a millisecond on the coordinator and the
+#: worker, so 16 batches of a long prediction lose far less to that than to a long tail ...
+BATCHES_PER_WORKER = 16
+#: ... within these bounds on a batch's input bytes: large enough that a batch's data
+#: outweighs its messages, small enough that the window of batches stays small.
+MIN_BATCH_BYTES = 64 << 10
 TARGET_BATCH_BYTES = 4 << 20
-#: ... and at least this many batches per worker, so that every worker gets work.
-BATCHES_PER_WORKER = 4
 
 
 @dataclass(frozen=True)
@@ -151,20 +157,62 @@ def _n_rows(X: Any) -> int | None:
     return None
 
 
-def _batches(X: Any, batch_size: int) -> Iterator[np.ndarray]:
-    """Batches of rows: slices of an array or an HDF5 dataset (read lazily), or the arrays
-    of an iterator cut to ``batch_size``."""
+def batch_bounds(n: int, batch_size: int, tail_workers: int = 0) -> list[tuple[int, int]]:
+    """Row ranges ``[(start, stop), ...]`` of ``n`` rows cut into batches of ``batch_size``.
+
+    With ``tail_workers`` >= 2, the last ``tail_workers * batch_size`` rows (or fewer) go
+    in batches of half the size: a worker that takes the last batch then keeps the
+    others waiting about half as long. Every batch has at most ``batch_size`` rows.
+
+    >>> batch_bounds(10, 4)
+    [(0, 4), (4, 8), (8, 10)]
+    >>> batch_bounds(10, 4, tail_workers=2)
+    [(0, 4), (4, 6), (6, 8), (8, 10)]
+    """
+    bounds = []
+    start = 0
+    tail = tail_workers * batch_size if tail_workers >= 2 else 0
+    while n - start > tail:
+        bounds.append((start, min(n, start + batch_size)))
+        start = bounds[-1][1]
+    half = max(1, -(-batch_size // 2))
+    while start < n:
+        bounds.append((start, min(n, start + half)))
+        start = bounds[-1][1]
+    return bounds
+
+
+def auto_batch_size(n: int | None, row_bytes: int, n_workers: int) -> int:
+    """Rows per batch when ``predict_batch`` gets no ``batch_size``.
+
+    ``BATCHES_PER_WORKER`` batches per worker, each of ``MIN_BATCH_BYTES`` to
+    ``TARGET_BATCH_BYTES`` of input (``TARGET_BATCH_BYTES`` for an input of unknown
+    length).
+    """
+    by_bytes = max(1, TARGET_BATCH_BYTES // max(1, row_bytes))
+    if n is None:
+        return by_bytes
+    floor = max(1, MIN_BATCH_BYTES // max(1, row_bytes))
+    return max(1, min(by_bytes, max(floor, -(-n // (BATCHES_PER_WORKER * max(1, n_workers))))))
+
+
+def _batches(X: Any, batch_size: int, tail_workers: int = 0) -> Iterator[np.ndarray]:
+    """Batches of rows: slices of an array or an HDF5 dataset (read lazily; see
+    :func:`batch_bounds` for ``tail_workers``), or the arrays of an iterator cut to
+    ``batch_size``."""
     n = _n_rows(X)
     if n is not None and hasattr(X, "__getitem__"):
-        for s in range(0, n, batch_size):
-            yield np.asarray(X[s:s + batch_size])
+        for start, stop in batch_bounds(n, batch_size, tail_workers):
+            # C order: a batch then travels out of band, straight from its memory (a no-op
+            # for the rows of a C-ordered array); otherwise pickle would copy it in band.
+            yield np.ascontiguousarray(X[start:stop])
         return
     for part in X:
         part = np.asarray(part)
         if part.ndim == 0:
             raise InputError("predict_batch: an iterator input must yield arrays of rows, got a scalar")
         for s in range(0, len(part), batch_size):
-            yield part[s:s + batch_size]
+            yield np.ascontiguousarray(part[s:s + batch_size])
 
 
 def _row_bytes(X: Any) -> int:
@@ -317,7 +365,10 @@ class ModelFarmMixin:
             lazily, so inputs larger than memory stream through a bounded window.
         registry : ModelRegistry or path
         batch_size : int, optional
-            Rows per task; default about 4 MiB of input, at least 4 batches per worker.
+            Rows per task, exactly (the last batch may be shorter). Default: about 16
+            batches per worker, each of 64 KiB to 4 MiB of input, the last
+            ``n_workers`` of them cut in half so that the workers end together
+            (:func:`batch_bounds`, :func:`auto_batch_size`).
         version : int, optional
             For names given without one; default the highest (resolved once, here).
         mode : {"batch", "single", "parallel", "pipeline"}
@@ -407,8 +458,9 @@ class ModelFarmMixin:
         elif batch_size is not None:
             bs = int(batch_size)
         else:
-            by_bytes = max(1, TARGET_BATCH_BYTES // _row_bytes(X))
-            bs = by_bytes if n is None else max(1, min(by_bytes, -(-n // (BATCHES_PER_WORKER * n_workers))))
+            bs = auto_batch_size(n, _row_bytes(X), n_workers)
+        # Our own choice of batches also evens out the end; a batch_size given is kept exactly.
+        tail_workers = n_workers if batch_size is None and mode != "single" else 0
         if bs is None:  # single mode over an iterator: one task over everything
             parts = [np.asarray(p) for p in X]
             X = np.concatenate(parts) if parts else np.empty((0,))
@@ -435,7 +487,7 @@ class ModelFarmMixin:
                 bar.update(entry.rows)
 
         try:
-            for batch in _batches(X, bs):
+            for batch in _batches(X, bs, tail_workers):
                 if len(batch) == 0:
                     continue
                 if mode == "pipeline":

@@ -276,6 +276,28 @@ def test_train_ensemble_registers_bagged_members_equal_to_local_training(comm, r
             assert (vote == y).mean() > 0.8
 
 
+def test_default_batches_follow_the_plan_with_a_halved_tail(comm, reg):
+    from hpcdist.models.farm_mixin import auto_batch_size, batch_bounds
+
+    X = data(20_000, seed=21)
+    expect = reg.load("clf").predict(X)
+    with Farm(comm, **FAST) as farm:
+        if farm is not None:
+            got = farm.predict_batch("clf", X, registry=reg)
+            np.testing.assert_array_equal(got, expect)
+            rep = farm.last_predict
+            n_workers = max(1, farm.n_workers)
+            bs = auto_batch_size(len(X), X.shape[1] * X.itemsize, n_workers)
+            assert rep.batch_rows == [b - a for a, b in batch_bounds(len(X), bs, n_workers)]
+            if n_workers >= 2:  # the last batches are halves; the first ones whole
+                assert rep.batch_rows[0] == bs and max(rep.batch_rows[-n_workers:]) <= -(-bs // 2)
+            else:
+                assert set(rep.batch_rows[:-1]) <= {bs}
+            # A batch_size given is kept exactly: no halved tail.
+            farm.predict_batch("clf", X, registry=reg, batch_size=3000)
+            assert farm.last_predict.batch_rows == [3000] * 6 + [2000]
+
+
 def test_a_plain_list_of_rows_is_the_rows(comm, reg):
     X = data(50, seed=13)
     model = reg.load("mlp")
