@@ -116,7 +116,11 @@ def _exec_run(args: argparse.Namespace) -> int:
     return run_program(program)
 
 
-def _check_environment(log_level: str | None) -> None:
+#: Commands that never use MPI: they check the environment on their own, without starting MPI.
+_SERIAL_COMMANDS = ("report", "status", "jobs")
+
+
+def _check_environment(log_level: str | None, command: str | None = None) -> None:
     """Set up logging and read every ``HPCDIST_*`` setting (and the config file) once, up front.
 
     Under a launcher all ranks do it inside one agreement: a typo in the environment is
@@ -138,7 +142,7 @@ def _check_environment(log_level: str | None) -> None:
                 raise InputError(f"{settings.sources.get('memory_limit', 'memory_limit')}: {exc}") from None
         faults()
 
-    if not any(os.environ.get(var) for var in _LAUNCHER_RANK_VARS):
+    if command in _SERIAL_COMMANDS or not any(os.environ.get(var) for var in _LAUNCHER_RANK_VARS):
         check()
         return
     from hpcdist.runtime.comm import MPI
@@ -151,8 +155,8 @@ def _check_environment(log_level: str | None) -> None:
 def _module_exists(name: str) -> bool:
     import importlib.util
 
-    try:
-        return importlib.util.find_spec(name) is not None
+    try:  # the top-level name only: finding a submodule would import its package outside the abort guard
+        return importlib.util.find_spec(name.partition(".")[0]) is not None
     except (ImportError, ValueError):  # a parent package that is missing, or an empty name
         return False
 
@@ -202,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     try:
-        _check_environment(getattr(args, "log_level", None))
+        _check_environment(getattr(args, "log_level", None), getattr(args, "command", None))
         return int(args.func(args) or 0)
     except HpcdistError as exc:
         from hpcdist.runtime.comm import world_rank_and_size

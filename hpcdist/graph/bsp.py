@@ -268,16 +268,17 @@ def run_bsp(
     converged = False
     if exchange != "dense" or narrow:  # float32 values travel through the optimizer's fixed-size channel
         sparse = SparseExchange(graph.halo, kernels)
-        sparse.warm_up(binary=binary, precision=exchange_precision)
-    if overlap and hasattr(program, "prepare_overlap"):
-        program.prepare_overlap()  # type: ignore[attr-defined]
-    comm.Barrier()
-    t_start = time.perf_counter()
-    first = 0
-    if resume is not None:
-        program.restore(resume.state, resume.scalars)
-        first = resume.superstep + 1
-    try:
+    try:  # from here on, its persistent requests are freed whatever raises
+        if sparse is not None:
+            sparse.warm_up(binary=binary, precision=exchange_precision)
+        if overlap and hasattr(program, "prepare_overlap"):
+            program.prepare_overlap()  # type: ignore[attr-defined]
+        comm.Barrier()
+        t_start = time.perf_counter()
+        first = 0
+        if resume is not None:
+            program.restore(resume.state, resume.scalars)
+            first = resume.superstep + 1
         for step in range(first, max_supersteps):
             t0 = time.perf_counter()
             values = program.exchange_values(step)

@@ -169,6 +169,8 @@ def batch_bounds(n: int, batch_size: int, tail_workers: int = 0) -> list[tuple[i
     >>> batch_bounds(10, 4, tail_workers=2)
     [(0, 4), (4, 6), (6, 8), (8, 10)]
     """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     bounds = []
     start = 0
     tail = tail_workers * batch_size if tail_workers >= 2 else 0
@@ -367,7 +369,8 @@ class ModelFarmMixin:
         batch_size : int, optional
             Rows per task, exactly (the last batch may be shorter). Default: about 16
             batches per worker, each of 64 KiB to 4 MiB of input, the last
-            ``n_workers`` of them cut in half so that the workers end together
+            ``n_workers`` batches' worth of rows in half-size batches (with two or more
+            workers) so that the workers end together
             (:func:`batch_bounds`, :func:`auto_batch_size`).
         version : int, optional
             For names given without one; default the highest (resolved once, here).

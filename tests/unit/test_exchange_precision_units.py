@@ -87,12 +87,13 @@ class FakeComm:
         return value
 
 
-def fake_pagerank(n, tol, alpha, p=None):
+def fake_pagerank(n, tol, alpha, p=None, inv_out=None):
     prog = object.__new__(PageRankProgram)
     prog.graph = SimpleNamespace(n_vertices=n, comm=FakeComm())
     prog.tol, prog.alpha = tol, alpha
     prog.p = np.full(4, 0.25) if p is None else p
     prog.dw = prog.p
+    prog.inv_out = np.full(4, 0.5) if inv_out is None else inv_out
     return prog
 
 
@@ -103,6 +104,10 @@ def test_pagerank_float32_rule():
     n = 1 << 16
     assert lossy_exchange_refusal(fake_pagerank(n, 1.001 * floor / n, alpha), "float32") is None
     assert "tighter than float32" in lossy_exchange_refusal(fake_pagerank(n, 0.999 * floor / n, alpha), "float32")
+    # an out-weight so small that x / out_weight would overflow float32 (x <= 1): refused, not inf
+    tiny = np.array([0.5, 1.0 / 1e-39])
+    assert "would make a contribution overflow float32" in lossy_exchange_refusal(
+        fake_pagerank(n, 1.0, alpha, inv_out=tiny), "float32")
     assert lossy_exchange_refusal(fake_pagerank(n, 1e-300, alpha), "float64") is None  # exact: always allowed
     assert "alpha < 1" in lossy_exchange_refusal(fake_pagerank(n, 1e-3, 1.0), "float32")
     signed = fake_pagerank(n, 1e-3, alpha, p=np.array([0.5, 0.7, -0.2]))

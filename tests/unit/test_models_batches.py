@@ -70,3 +70,11 @@ def test_auto_batch_size_aims_at_batches_per_worker_within_byte_bounds():
     assert auto_batch_size(100, TARGET_BATCH_BYTES * 2, 2) == 1
     # More workers: smaller batches for the same input.
     assert auto_batch_size(10**6, row, 8) < auto_batch_size(10**6, row, 2)
+
+
+def test_batch_bounds_refuses_an_empty_batch():
+    import pytest
+
+    for bad in (0, -3):
+        with pytest.raises(ValueError, match="batch_size must be at least 1"):
+            batch_bounds(10, bad)

@@ -253,6 +253,11 @@ class PageRankProgram:
         if self.graph.comm.allreduce(signed, op=MPI.LOR):
             return (f"pagerank: exchange_precision={dtype.name!r} needs non-negative personalization and dangling "
                     "weights: the rounding bound assumes a probability vector")
+        # contrib = x / out_weight <= 1 / out_weight: a tiny out-weight would round to inf, not within u
+        largest = self.graph.comm.allreduce(float(np.max(self.inv_out, initial=0.0)), op=MPI.MAX)
+        if largest > float(np.finfo(dtype).max):
+            return (f"pagerank: exchange_precision={dtype.name!r}: an out-weight below 1 / {float(np.finfo(dtype).max):.3g} "
+                    f"would make a contribution overflow {dtype.name}; keep float64 halo values")
         floor = LOSSY_FACTOR * u * self.alpha / (1.0 - self.alpha)
         if n * self.tol < floor:
             return (f"pagerank: tol={self.tol:g} is tighter than {dtype.name} halo values can honour on {n:,} vertices "
