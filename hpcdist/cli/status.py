@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from hpcdist.metrics.check import FieldError, check_value, describe_value
+from hpcdist.metrics.check import FieldError, check_value, check_version, describe_value
 from hpcdist.runtime.errors import InputError
 
 __all__ = ["HELP", "add_arguments", "run", "format_status", "check_status", "job_alive", "stale_limit", "watch",
@@ -149,11 +149,8 @@ def check_status(st: dict[str, Any], path: str | os.PathLike) -> dict[str, Any]:
         wrong type, or a format version this build does not read.
     """
     version = st.get("version")
-    if _is_integer(version) and int(version) not in READ_VERSIONS:
-        reads = f"version {', '.join(map(str, READ_VERSIONS))}"
-        why = (f"is newer than this hpcdist reads ({reads}); upgrade hpcdist to read it"
-               if int(version) > max(READ_VERSIONS) else f"is not one this hpcdist reads ({reads})")
-        raise InputError(f"status format version {int(version)} {why}", path=str(path))
+    if _is_integer(version):  # a non-integer is reported by the field check below
+        check_version("status", int(version), READ_VERSIONS, path)
     try:
         check_value(st, _FIELDS)
     except FieldError as exc:

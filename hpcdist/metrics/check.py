@@ -15,7 +15,7 @@ from typing import Any
 
 from hpcdist.runtime.errors import InputError
 
-__all__ = ["READ_VERSIONS", "FieldError", "describe_value", "check_value", "check_metrics_file"]
+__all__ = ["READ_VERSIONS", "FieldError", "describe_value", "check_value", "check_version", "check_metrics_file"]
 
 #: Metrics format versions this build reads.
 READ_VERSIONS = (1,)
@@ -197,6 +197,23 @@ _DOCUMENT = {"header": _HEADER, "supersteps": ("list", _SUPERSTEP), "findings": 
                       "ewma": ("list", _check_ewma)}}
 
 
+def check_version(what: str, version: int, reads: tuple[int, ...], path: str | Path) -> None:
+    """Refuse a file format ``version`` not in ``reads``, saying whether hpcdist is too old for it.
+
+    Raises
+    ------
+    InputError
+        ``FILE: WHAT format version N is newer than this hpcdist reads (...)`` or
+        ``... is not one this hpcdist reads (...)``.
+    """
+    if version in reads:
+        return
+    listed = f"version {', '.join(map(str, reads))}"
+    why = (f"is newer than this hpcdist reads ({listed}); upgrade hpcdist to read it" if version > max(reads)
+           else f"is not one this hpcdist reads ({listed})")
+    raise InputError(f"{what} format version {version} {why}", path=str(path))
+
+
 def check_metrics_file(path: str | Path, doc: dict[str, Any]) -> None:
     """Check the version and the structure of a metrics file that :func:`read_metrics` accepted.
 
@@ -221,13 +238,7 @@ def check_metrics_file(path: str | Path, doc: dict[str, Any]) -> None:
         if not (_is_num(version) and float(version).is_integer()):
             raise InputError(f"field header.version: expected an integer, got {describe_value(version)}",
                              path=str(path))
-        if int(version) not in READ_VERSIONS:
-            reads = f"version {', '.join(map(str, READ_VERSIONS))}"
-            if int(version) > max(READ_VERSIONS):
-                why = f"is newer than this hpcdist reads ({reads}); upgrade hpcdist to read it"
-            else:
-                why = f"is not one this hpcdist reads ({reads})"
-            raise InputError(f"metrics format version {int(version)} {why}", path=str(path))
+        check_version("metrics", int(version), READ_VERSIONS, path)
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
