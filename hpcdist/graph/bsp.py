@@ -67,6 +67,13 @@ class VertexProgram(Protocol):
     ``exchange_binary = True`` promises that the published values are 0/1 bytes (a
     frontier): the optimizer then sends fixed-size bitmaps in one round.
 
+    A program with ``publishes_frontier = True`` (BFS) publishes no values but its
+    frontier: ``exchange_frontier(superstep)`` returns ``(bits, queue, n_queue, owned)``, the
+    owned vertices in the frontier as local ids and a bitmap of one bit per local column,
+    whose ghost bits the engine fills from their owners' frontiers; ``owned`` says whether
+    the owned bits already hold the frontier too (the engine may read them instead of the queue)
+    (:mod:`hpcdist.graph.frontier_exchange`; the ``exchange`` argument does not apply).
+
     ``exchange_lossy_ok = True`` declares that the program's results tolerate published
     float64 values rounded to float32 (``run_bsp(..., exchange_precision="float32")``);
     a method ``lossy_exchange_refusal(dtype) -> str | None`` may still refuse it for the
@@ -254,10 +261,15 @@ def run_bsp(
             raise InputError(reason)
     binary = bool(getattr(program, "exchange_binary", False))
     narrow = exchange_precision == "float32"
-    if exchange == "auto":
+    # a program that publishes its frontier as a list sends bitmaps built from it
+    frontier = bool(getattr(program, "publishes_frontier", False))
+    if frontier:
+        exchange = "frontier"
+    elif exchange == "auto":
         exchange = "sparse" if binary else "dense"
     # The interior needs no ghost; alone, a rank has no ghosts, so there is nothing to overlap.
-    overlap = exchange == "sparse" and comm.Get_size() > 1 and hasattr(program, "compute_interior")
+    overlap = exchange in ("sparse", "frontier") and comm.Get_size() > 1 and hasattr(program, "compute_interior")
+    channel = graph.halo.frontier() if frontier and comm.Get_size() > 1 else None
     sparse: SparseExchange | None = None
     bar = None
     if progress and comm.Get_rank() == 0:
@@ -266,7 +278,7 @@ def run_bsp(
         bar = tqdm(total=max_supersteps, desc=program.name, unit="step", leave=False)
     metrics: list[SuperstepMetrics] = []
     converged = False
-    if exchange != "dense" or narrow:  # float32 values travel through the optimizer's fixed-size channel
+    if exchange == "sparse" or narrow:  # float32 values travel through the optimizer's fixed-size channel
         sparse = SparseExchange(graph.halo, kernels)
     try:  # from here on, its persistent requests are freed whatever raises
         if sparse is not None:
@@ -284,7 +296,19 @@ def run_bsp(
             values = program.exchange_values(step)
             sent = dense = 0
             interior_s = 0.0
-            if values is not None and exchange == "dense" and not narrow:
+            front = program.exchange_frontier(step) if frontier else None  # type: ignore[attr-defined]
+            if front is not None and channel is not None:
+                if channel.plan is not graph.halo:  # a new plan (rebalanced graph)
+                    channel = graph.halo.frontier()
+                bits, queue, n_queue, owned_bits = front
+                channel.start(queue, n_queue, kernels, bits if owned_bits else None)
+                if overlap:
+                    ti = time.perf_counter()
+                    program.compute_interior(step)  # type: ignore[attr-defined]
+                    interior_s = time.perf_counter() - ti
+                channel.finish(bits, kernels)
+                sent, dense = channel.bytes_sent, channel.dense_bytes
+            elif values is not None and exchange == "dense" and not narrow:
                 graph.halo.exchange(values)
                 sent = dense = graph.halo.bytes_sent
             elif values is not None:

@@ -28,6 +28,8 @@ import numpy as np
 if TYPE_CHECKING:
     from mpi4py import MPI
 
+    from hpcdist.graph.frontier_exchange import FrontierExchange
+
 __all__ = ["HaloLayout", "HaloPlan", "build_layout"]
 
 
@@ -145,6 +147,7 @@ class HaloPlan:
         self._channels: dict[np.dtype, tuple[np.ndarray, np.ndarray, Any]] = {}
         self._reverse_comm: Any = None
         self._reverse_channels: dict[np.dtype, tuple[np.ndarray, np.ndarray, Any]] = {}
+        self._frontier: Any = None
         self.bytes_sent = 0
 
     @property
@@ -201,6 +204,15 @@ class HaloPlan:
         values[n_owned:] = recv
         self.bytes_sent = send.nbytes
         return values
+
+    def frontier(self) -> "FrontierExchange":
+        """The plan's frontier-bitmap channel (:mod:`hpcdist.graph.frontier_exchange`),
+        built on first use (collective: every rank asks at the same point) and kept."""
+        if self._frontier is None:
+            from hpcdist.graph.frontier_exchange import FrontierExchange
+
+            self._frontier = FrontierExchange(self)
+        return self._frontier
 
     # -- reverse direction: ghost slots -> owners ----------------------------------------
     def _reverse_channel(self, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, Any]:
@@ -285,6 +297,9 @@ class HaloPlan:
 
         if MPI.Is_finalized():
             return
+        if self._frontier is not None:
+            self._frontier.close()
+            self._frontier = None
         for _, _, request in self._channels.values():
             if self._persistent:
                 request.Free()

@@ -15,8 +15,10 @@ from numba import njit, prange
 
 __all__ = ["NAME", "spmv_csr", "make_pull", "blocked_pull", "scale_by", "pagerank_update", "pagerank_step",
            "fixed_point_limbs", "max_abs", "transpose_csr", "nonzero_positions", "bfs_sort_rows", "bfs_bitmap",
-           "bfs_flags", "bfs_parent_ids", "bfs_top_down", "bfs_bottom_up", "local_components", "cc_min_neighbour",
-           "cc_combine", "sssp_buckets", "sssp_publish", "sssp_relax", "sssp_edge_kinds", "NO_BUCKET"]
+           "bfs_flags", "bfs_owned_bits", "bit_positions", "frontier_publish", "frontier_gather",
+           "frontier_unpack", "bfs_parent_ids",
+           "bfs_top_down", "bfs_bottom_up", "local_components", "cc_min_neighbour", "cc_combine", "sssp_buckets",
+           "sssp_publish", "sssp_relax", "sssp_edge_kinds", "NO_BUCKET"]
 
 NAME = "numba"
 
@@ -640,6 +642,128 @@ def _bfs_flags(flags, old, n_old, new, n_new):  # pragma: no cover - compiled
 def bfs_flags(flags: np.ndarray, old: np.ndarray, n_old: int, new: np.ndarray, n_new: int) -> None:
     """``flags[old[:n_old]] = 0``, then ``flags[new[:n_new]] = 1``."""
     _bfs_flags(flags, old, np.int64(n_old), new, np.int64(n_new))
+
+
+@njit(cache=True)
+def _bfs_owned_bits(bits, queue, n_queue, n_owned):  # pragma: no cover - compiled
+    one = np.uint64(1)
+    w = n_owned >> 6
+    bits[:w] = 0
+    if w < bits.shape[0]:  # the word shared with the first ghosts keeps their bits
+        bits[w] &= ~((one << np.uint64(n_owned & 63)) - one)
+    for k in range(n_queue):
+        c = queue[k]
+        bits[c >> 6] |= one << np.uint64(c & 63)
+
+
+def bfs_owned_bits(bits: np.ndarray, queue: np.ndarray, n_queue: int, n_owned: int) -> None:
+    """The owned bits rebuilt from the queue, the ghosts' kept (see numpy_ref.bfs_owned_bits)."""
+    _bfs_owned_bits(bits, queue, np.int64(n_queue), np.int64(n_owned))
+
+
+@njit(cache=True)
+def _bit_positions(bits, lo, hi):  # pragma: no cover - compiled
+    one = np.uint64(1)
+    count = 0
+    for w in range(lo >> 6, (hi + 63) >> 6):
+        x = bits[w]
+        while x:
+            x &= x - one
+            count += 1
+    out = np.empty(count, dtype=np.int64)
+    k = 0
+    for w in range(lo >> 6, (hi + 63) >> 6):
+        x = bits[w]
+        b = 0
+        while x:
+            if x & one:
+                c = (w << 6) + b
+                if lo <= c < hi:
+                    out[k] = c
+                    k += 1
+            x >>= one
+            b += 1
+    return out[:k]
+
+
+def bit_positions(bits: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """The set columns in ``[lo, hi)``, increasing (see numpy_ref.bit_positions)."""
+    return _bit_positions(bits, np.int64(lo), np.int64(hi))
+
+
+@njit(cache=True)
+def _frontier_publish(send, map_ptr, map_pos, queue, n_queue):  # pragma: no cover - compiled
+    one = np.uint64(1)
+    send[:] = 0
+    for k in range(n_queue):
+        v = queue[k]
+        a = map_ptr[v]
+        n = map_ptr[v + 1] - a
+        # No branch for the usual 0 or 1 copies (a coin toss on whether the vertex is on
+        # the boundary, which a branch would mispredict half the time): map_pos has one
+        # spare item, and a vertex without copies ORs a zero.
+        p = np.int64(map_pos[a])
+        send[p >> 6] |= np.uint64(n != 0) << np.uint64(p & 63)
+        for j in range(a + 1, a + n):
+            p = np.int64(map_pos[j])
+            send[p >> 6] |= one << np.uint64(p & 63)
+
+
+
+def frontier_publish(send: np.ndarray, map_ptr: np.ndarray, map_pos: np.ndarray, queue: np.ndarray,
+                     n_queue: int) -> None:
+    """The new frontier into the neighbours' bitmaps (see numpy_ref.frontier_publish)."""
+    _frontier_publish(send, map_ptr, map_pos, queue, np.int64(n_queue))
+
+
+@njit(cache=True)
+def _frontier_gather(send, send_word, send_first, send_count, send_index, bits):  # pragma: no cover - compiled
+    one = np.uint64(1)
+    for k in range(send_count.shape[0]):
+        a = send_first[k]
+        c = send_count[k]
+        base = send_word[k]
+        for w in range((c + 63) >> 6):
+            x = np.uint64(0)
+            for b in range(min(64, c - (w << 6))):
+                v = send_index[a + (w << 6) + b]
+                x |= ((bits[v >> 6] >> np.uint64(v & 63)) & one) << np.uint64(b)
+            send[base + w] = x
+
+
+def frontier_gather(send: np.ndarray, send_word: np.ndarray, send_first: np.ndarray, send_count: np.ndarray,
+                    send_index: np.ndarray, bits: np.ndarray) -> None:
+    """The neighbours' bitmaps gathered from the owned bits (see numpy_ref.frontier_gather)."""
+    _frontier_gather(send, send_word, send_first, send_count, send_index, bits)
+
+
+@njit(cache=True)
+def _frontier_unpack(recv, recv_word, recv_count, bits, n_owned):  # pragma: no cover - compiled
+    one = np.uint64(1)
+    w0 = n_owned >> 6
+    if w0 < bits.shape[0]:
+        bits[w0] &= (one << np.uint64(n_owned & 63)) - one
+        bits[w0 + 1:] = 0
+    at = n_owned
+    for k in range(recv_count.shape[0]):
+        c = recv_count[k]
+        base = recv_word[k]
+        for w in range((c + 63) >> 6):
+            x = recv[base + w]  # bits past c are never set by the sender
+            if x == 0:
+                continue
+            b = at + (w << 6)
+            sh = np.uint64(b & 63)
+            bits[b >> 6] |= x << sh
+            if sh != 0 and (b >> 6) + 1 < bits.shape[0]:
+                bits[(b >> 6) + 1] |= x >> (np.uint64(64) - sh)
+        at += c
+
+
+def frontier_unpack(recv: np.ndarray, recv_word: np.ndarray, recv_count: np.ndarray, bits: np.ndarray,
+                    n_owned: int) -> None:
+    """The neighbours' bitmaps into the ghost bits (see numpy_ref.frontier_unpack)."""
+    _frontier_unpack(recv, recv_word, recv_count, bits, np.int64(n_owned))
 
 
 @njit(cache=True)

@@ -12,8 +12,10 @@ import numpy as np
 
 __all__ = ["NAME", "spmv_csr", "make_pull", "scale_by", "pagerank_update", "pagerank_step", "fixed_point_limbs",
            "max_abs", "transpose_csr", "nonzero_positions", "bfs_sort_rows", "bfs_bitmap", "bfs_flags",
-           "bfs_parent_ids", "bfs_top_down", "bfs_bottom_up", "local_components", "cc_min_neighbour", "cc_combine",
-           "sssp_buckets", "sssp_publish", "sssp_relax", "sssp_edge_kinds", "NO_BUCKET"]
+           "bfs_owned_bits", "bit_positions", "frontier_publish", "frontier_gather",
+           "frontier_unpack", "bfs_parent_ids", "bfs_top_down",
+           "bfs_bottom_up", "local_components", "cc_min_neighbour", "cc_combine", "sssp_buckets", "sssp_publish",
+           "sssp_relax", "sssp_edge_kinds", "NO_BUCKET"]
 
 NAME = "numpy"
 
@@ -240,6 +242,65 @@ def bfs_flags(flags: np.ndarray, old: np.ndarray, n_old: int, new: np.ndarray, n
     """``flags[old[:n_old]] = 0``, then ``flags[new[:n_new]] = 1``."""
     flags[old[:n_old]] = 0
     flags[new[:n_new]] = 1
+
+
+def bfs_owned_bits(bits: np.ndarray, queue: np.ndarray, n_queue: int, n_owned: int) -> None:
+    """The owned columns' bits rebuilt from ``queue[:n_queue]`` (every other owned bit
+    cleared); the ghost columns' bits (``c >= n_owned``) are left as they are."""
+    dense = np.unpackbits(bits.view(np.uint8), bitorder="little")
+    dense[:n_owned] = 0
+    dense[queue[:n_queue]] = 1
+    bits[:] = np.packbits(dense, bitorder="little").view(np.uint64)
+
+
+def bit_positions(bits: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """The columns ``lo <= c < hi`` whose bit is set (int64, increasing)."""
+    dense = np.unpackbits(bits.view(np.uint8), bitorder="little")
+    return (lo + np.flatnonzero(dense[lo:hi])).astype(np.int64)
+
+
+def frontier_publish(send: np.ndarray, map_ptr: np.ndarray, map_pos: np.ndarray, queue: np.ndarray,
+                     n_queue: int) -> None:
+    """Clear the send bitmap (uint64 words), then set the bits ``map_pos[map_ptr[v]:map_ptr[v + 1]]``
+    of every owned vertex ``v`` in ``queue[:n_queue]``: its places in the neighbours' bitmaps."""
+    send[:] = 0
+    q = np.asarray(queue[:n_queue], dtype=np.int64)
+    starts, counts = map_ptr[q], map_ptr[q + 1] - map_ptr[q]
+    if not counts.sum():
+        return
+    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    pos = map_pos[np.arange(int(counts.sum())) + offsets].astype(np.uint64)
+    np.bitwise_or.at(send, (pos >> np.uint64(6)).astype(np.int64), np.uint64(1) << (pos & np.uint64(63)))
+
+
+def frontier_gather(send: np.ndarray, send_word: np.ndarray, send_first: np.ndarray, send_count: np.ndarray,
+                    send_index: np.ndarray, bits: np.ndarray) -> None:
+    """The send bitmaps from the owned frontier's bits: neighbour ``k``'s bitmap (from word
+    ``send_word[k]``) holds the bits of ``send_index[send_first[k]:send_first[k] + send_count[k]]``
+    in that order, the same words :func:`frontier_publish` builds from the frontier's queue."""
+    dense = np.unpackbits(bits.view(np.uint8), bitorder="little")
+    for k in range(send_count.shape[0]):
+        a, c, w = int(send_first[k]), int(send_count[k]), int(send_word[k])
+        words = (c + 63) // 64
+        out = np.zeros(64 * words, dtype=np.uint8)
+        out[:c] = dense[send_index[a:a + c]]
+        send[w:w + words] = np.packbits(out, bitorder="little").view(np.uint64)
+
+
+def frontier_unpack(recv: np.ndarray, recv_word: np.ndarray, recv_count: np.ndarray, bits: np.ndarray,
+                    n_owned: int) -> None:
+    """Each neighbour's bitmap (``recv_count[k]`` bits from word ``recv_word[k]`` of
+    ``recv``) into ``bits`` at the ghost columns, neighbour after neighbour from
+    ``n_owned`` on; every ghost bit is overwritten, the owned ones are kept."""
+    dense = np.unpackbits(bits.view(np.uint8), bitorder="little")
+    got = np.unpackbits(recv.view(np.uint8), bitorder="little")
+    at = n_owned
+    for k in range(recv_count.shape[0]):
+        c = int(recv_count[k])
+        dense[at:at + c] = got[64 * int(recv_word[k]):64 * int(recv_word[k]) + c]
+        at += c
+    dense[at:] = 0
+    bits[:] = np.packbits(dense, bitorder="little").view(np.uint64)
 
 
 def bfs_parent_ids(dist: np.ndarray, parent: np.ndarray, col_ids: np.ndarray) -> np.ndarray:

@@ -255,3 +255,76 @@ def test_sssp_phase_identical(seed):
     empty = np.zeros(0)
     assert np.array_equal(nb.sssp_buckets(empty, empty.astype(np.uint8), 1.0), [nb.NO_BUCKET, nb.NO_BUCKET])
     assert np.array_equal(ref.sssp_buckets(empty, empty.astype(np.uint8), 1.0), [ref.NO_BUCKET, ref.NO_BUCKET])
+
+
+def as_bools(words: np.ndarray, n: int) -> np.ndarray:
+    return np.unpackbits(words.view(np.uint8), bitorder="little")[:n].astype(bool)
+
+
+def frontier_layout(seed: int, n_owned: int = 301, neighbours: int = 3):
+    """A send layout as a halo plan builds it: per neighbour, increasing owned ids."""
+    rng = np.random.default_rng(seed)
+    lists = [np.flatnonzero(rng.random(n_owned) < rng.uniform(0.05, 0.9)) for _ in range(neighbours)]
+    counts = np.array([x.shape[0] for x in lists], dtype=np.int64)
+    words = (counts + 63) // 64
+    word_at = np.concatenate([[0], np.cumsum(words)]).astype(np.int64)
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    index = np.concatenate(lists).astype(np.int64)
+    seg = np.repeat(np.arange(neighbours), counts)
+    pos = 64 * word_at[seg] + np.arange(index.shape[0]) - first[seg]
+    order = np.argsort(index, kind="stable")
+    ptr = np.zeros(n_owned + 1, dtype=np.int32)
+    np.cumsum(np.bincount(index, minlength=n_owned), out=ptr[1:])
+    return lists, counts, word_at, first, index, ptr, np.append(pos[order], 0).astype(np.int32)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("k", [ref, nb], ids=["numpy", "numba"])
+def test_frontier_publish_and_gather_build_the_same_bitmaps(k, seed):
+    n_owned = 301
+    lists, counts, word_at, first, index, ptr, pos = frontier_layout(seed, n_owned)
+    rng = np.random.default_rng(seed + 1)
+    for share in (0.0, 0.03, 0.5, 1.0):
+        queue = rng.permutation(np.flatnonzero(rng.random(n_owned) < share)).astype(np.int32)
+        member = np.zeros(n_owned, dtype=bool)
+        member[queue] = True
+        send = np.full(int(word_at[-1]), 0xFFFF, dtype=np.uint64)  # stale bits: publish clears them
+        k.frontier_publish(send, ptr, pos, queue, queue.shape[0])
+        for j, lst in enumerate(lists):  # neighbour j's bitmap: its send list's members, in order
+            seg = send[word_at[j]:word_at[j + 1]]
+            assert np.array_equal(as_bools(seg, 64 * seg.shape[0])[: lst.shape[0]], member[lst])
+            assert not as_bools(seg, 64 * seg.shape[0])[lst.shape[0]:].any()
+        bits = np.zeros((n_owned + 200 + 63) // 64, dtype=np.uint64)  # owned bits, ghosts' words after
+        k.bfs_owned_bits(bits, queue, queue.shape[0], n_owned)
+        gathered = np.full_like(send, 7)
+        k.frontier_gather(gathered, word_at[:-1], first, counts, index, bits)
+        assert np.array_equal(gathered, send)
+
+
+@pytest.mark.parametrize("k", [ref, nb], ids=["numpy", "numba"])
+@pytest.mark.parametrize("n_owned", [0, 64, 129, 200])
+def test_frontier_unpack_overwrites_ghost_bits_and_keeps_owned_ones(k, n_owned):
+    rng = np.random.default_rng(n_owned)
+    counts = np.array([70, 0, 5, 130], dtype=np.int64)
+    words = (counts + 63) // 64
+    recv_word = np.concatenate([[0], np.cumsum(words)[:-1]]).astype(np.int64)
+    want = [rng.random(c) < 0.4 for c in counts]
+    recv = np.zeros(int(words.sum()), dtype=np.uint64)
+    for j, w in enumerate(want):
+        dense = np.zeros(64 * words[j], dtype=np.uint8)
+        dense[: counts[j]] = w
+        recv[recv_word[j]:recv_word[j] + words[j]] = np.packbits(dense, bitorder="little").view(np.uint64)
+    n_local = n_owned + int(counts.sum())
+    bits = np.full((n_local + 63) // 64, np.iinfo(np.uint64).max, dtype=np.uint64)  # stale ghost bits
+    owned = as_bools(bits, n_owned).copy()
+    k.frontier_unpack(recv, recv_word, counts, bits, n_owned)
+    got = as_bools(bits, n_local)
+    assert np.array_equal(got[:n_owned], owned)
+    assert np.array_equal(got[n_owned:], np.concatenate(want))
+    assert np.array_equal(k.bit_positions(bits, n_owned, n_local), n_owned + np.flatnonzero(np.concatenate(want)))
+    # the owned bits rebuilt from a queue leave the ghosts' as the exchange wrote them
+    queue = np.flatnonzero(rng.random(n_owned) < 0.3).astype(np.int32)
+    k.bfs_owned_bits(bits, queue, queue.shape[0], n_owned)
+    got = as_bools(bits, n_local)
+    assert np.array_equal(np.flatnonzero(got[:n_owned]), queue)
+    assert np.array_equal(got[n_owned:], np.concatenate(want))

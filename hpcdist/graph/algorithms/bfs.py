@@ -143,7 +143,7 @@ class BFSProgram:
     exchange_binary = True
 
     def __init__(self, graph: "DistGraph", kernels: ModuleType, source_local: int, *, direction: str = "auto",
-                 alpha: float = ALPHA, beta: float = BETA) -> None:
+                 alpha: float = ALPHA, beta: float = BETA, frontier: bool = True) -> None:
         from hpcdist.runtime.comm import MPI
 
         g = self.graph = graph
@@ -152,8 +152,11 @@ class BFSProgram:
         self.alpha, self.beta = float(alpha), float(beta)
         plan = self.plan = bfs_plan(g, kernels)
         self.in_deg, self.out_deg = plan.in_deg, plan.out_deg
-        # Alone, a rank has no ghost to fill: the frontier flags are not kept at all.
-        self.exchanging = g.comm.Get_size() > 1
+        # With ``frontier`` the engine sends bitmaps built from the queue and fills the
+        # ghost bits (hpcdist.graph.frontier_exchange); otherwise the owner keeps a flag
+        # byte per vertex for the value exchanges. Alone, a rank has no ghost to fill.
+        self.publishes_frontier = bool(frontier)
+        self.exchanging = g.comm.Get_size() > 1 and not self.publishes_frontier
         self.dist = np.full(g.n_owned, -1, dtype=np.int64)
         self.parent = plan.parent  # read only where dist > 0, so never cleared
         self.bits, self.next_bits = plan.bits
@@ -204,6 +207,14 @@ class BFSProgram:
                         self.parent, 0, self.out_deg, self.in_deg, self.next_queue, p.candidates, p.todo, 0)
         self.next_bits.fill(0)
         k.bfs_bitmap(self.bits, self.queue, 0, p.flags[:0], 0)
+        k.bfs_owned_bits(self.bits[:0], self.queue, 0, 0)
+        k.bit_positions(self.bits, 0, 0)
+        if self.publishes_frontier and g.comm.Get_size() > 1:
+            fx = g.halo.frontier()
+            k.frontier_publish(fx.send[:0], fx.map_ptr, fx.map_pos, self.queue, 0)
+            k.frontier_gather(fx.send[:0], fx.recv_word[:0], fx.recv_word[:0], fx.recv_word[:0], g.halo.layout.send_index,
+                              self.bits)
+            k.frontier_unpack(fx.recv[:0], fx.recv_word[:0], fx.recv_count[:0], self.bits[:0], 0)
         k.bfs_flags(p.flags, self.queue, 0, self.next_queue, 0)
         k.bfs_parent_ids(self.dist[:0], self.parent[:0], p.col_original_ids)
 
@@ -212,6 +223,11 @@ class BFSProgram:
 
     def exchange_values(self, superstep: int) -> np.ndarray | None:
         return self.plan.flags if self.exchanging else None
+
+    def exchange_frontier(self, superstep: int) -> tuple[np.ndarray, np.ndarray, int, bool] | None:
+        """The bitmap whose ghost bits the engine fills, the owned frontier, and whether
+        the bitmap's owned bits hold it too (after a bottom-up level)."""
+        return (self.bits, self.queue, self.n_queue, self.bits_ready) if self.publishes_frontier else None
 
     def _push(self, cols: np.ndarray, n_cols: int, n_queue: int) -> np.ndarray:
         p, g = self.plan, self.graph
@@ -234,12 +250,19 @@ class BFSProgram:
             out = self.interior_out if self.interior_out is not None else self._push(self.queue, self.n_queue, 0)
             self.interior_out = None
             if no < g.n_local:  # then the ghosts in the frontier
-                ghosts = k.nonzero_positions(p.flags[no:]) + no
+                if self.publishes_frontier:
+                    ghosts = k.bit_positions(self.bits, no, g.n_local)
+                else:
+                    ghosts = k.nonzero_positions(p.flags[no:]) + no
                 more = self._push(ghosts, ghosts.shape[0], int(out[4]))
                 out = np.concatenate([out[:4] + more[:4], more[4:]])
         else:
-            k.bfs_bitmap(self.bits, self.queue, -1 if self.bits_ready else self.n_queue,
-                         p.flags if self.exchanging else p.flags[:0], no)
+            if self.publishes_frontier:  # the ghost bits are in place: the owned ones, unless a bottom-up left them
+                if not self.bits_ready:
+                    k.bfs_owned_bits(self.bits, self.queue, self.n_queue, no)
+            else:
+                k.bfs_bitmap(self.bits, self.queue, -1 if self.bits_ready else self.n_queue,
+                             p.flags if self.exchanging else p.flags[:0], no)
             out = k.bfs_bottom_up(g.in_indptr, p.in_indices, p.first, self.bits, self.next_bits, p.col_key, self.dist,
                                   self.parent, self.level, self.out_deg, self.in_deg, self.next_queue, p.candidates,
                                   p.todo, self.n_todo)
@@ -346,7 +369,11 @@ def bfs(
     resume : Resume, optional
         Continue from a checkpoint's state (see :class:`hpcdist.graph.bsp.Resume`).
     exchange : {"auto", "sparse", "dense"}
-        The halo exchange (see :func:`hpcdist.graph.bsp.run_bsp`); identical results.
+        How the frontier reaches the ghosts; identical results. ``auto``: bitmaps
+        built from each level's queue (:mod:`hpcdist.graph.frontier_exchange`), one bit
+        per ghost and no pass over the ghosts; ``sparse``: a flag byte per vertex through
+        the generic optimizer (:func:`hpcdist.graph.bsp.run_bsp`), which packs them into
+        bitmaps; ``dense``: the flag bytes through the plain exchange.
 
     Returns
     -------
@@ -376,9 +403,10 @@ def bfs(
     src_local = bfs_plan(graph, kernels).find(source)
     if comm.allreduce(1 if src_local >= 0 else 0, op=MPI.SUM) == 0:
         graph.locate(source, "bfs: source vertex")  # raises the graph's InputError on every rank
-    program = BFSProgram(graph, kernels, src_local, direction=direction)
-    if exchange == "auto" and not program.exchanging:
-        exchange = "dense"  # alone there is nothing to exchange: no optimizer to set up either
+    with collective(comm):
+        if exchange not in ("auto", "sparse", "dense"):
+            raise InputError(f"bfs: exchange must be auto, sparse or dense, got {exchange!r}")
+    program = BFSProgram(graph, kernels, src_local, direction=direction, frontier=exchange == "auto")
     run = run_bsp(graph, program, max_supersteps=graph.n_vertices + 1, kernels=kernels, progress=progress,
                   on_superstep=on_superstep, resume=resume, exchange=exchange)
     # every reached vertex was in exactly one level's counts: no pass over the vertices
