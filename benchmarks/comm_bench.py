@@ -15,7 +15,10 @@ other repeat, so drift hits every setting alike):
   default), ``dense-f32`` (``exchange_precision="float32"``: every value rounded to
   float32, one fixed-size persistent round; what ``auto`` does in float32 mode) and
   ``sparse-f32`` (the optimizer's encodings on the float32 values);
-* BFS from ``--roots`` Graph500 roots: ``dense``, ``sparse`` (frontier bitmaps) and ``auto``.
+* BFS from ``--roots`` Graph500 roots: ``dense`` (a flag byte per ghost), ``sparse`` (the
+  flags packed into bitmaps by the optimizer) and ``auto`` (the frontier channel,
+  :mod:`hpcdist.graph.frontier_exchange`: bitmaps built from each level's queue); the
+  replay's ``bitmap`` and ``frontier`` are the last two.
 
 Per superstep it records the global bytes sent (headers included) and the exchange time
 (slowest rank: rounding, encoding, collectives, waits and decoding; the interior compute
@@ -178,7 +181,7 @@ def bfs_vectors(g, root: int) -> list[np.ndarray]:
 #: replay settings: (exchange, precision); ``dense`` float64 is the plain HaloPlan.exchange
 REPLAY_PR = {"dense": ("dense", "float64"), "sparse": ("sparse", "float64"),
              "dense-f32": ("dense", "float32"), "sparse-f32": ("sparse", "float32")}
-REPLAY_BFS = {"dense": ("dense", "float64"), "bitmap": ("sparse", "float64")}
+REPLAY_BFS = {"dense": ("dense", "float64"), "bitmap": ("sparse", "float64"), "frontier": ("frontier", "float64")}
 
 
 def replay(g, vectors: list[np.ndarray], settings: dict, repeats: int, binary: bool) -> dict:
@@ -199,7 +202,16 @@ def replay(g, vectors: list[np.ndarray], settings: dict, repeats: int, binary: b
     comm = g.comm
     kernels = kernels_for("numba")
     exchangers = {}
+    # the frontier channel (BFS's ``auto``): each level's owned frontier as a queue and as
+    # owned bits (a bottom-up level has both), published into bitmaps and unpacked into bits
+    fronts = [np.flatnonzero(v[: g.n_owned]).astype(np.int64) for v in vectors] if "frontier" in settings else []
+    bit_words = [np.zeros((g.n_local + 63) // 64, dtype=np.uint64) for _ in fronts]
+    for q, b in zip(fronts, bit_words):
+        kernels.bfs_owned_bits(b, q, q.shape[0], g.n_owned)
     for name, (exchange, precision) in settings.items():
+        if exchange == "frontier":
+            exchangers[name] = g.halo.frontier()
+            continue
         if exchange == "dense" and precision == "float64":
             continue
         ex = exchangers[name] = SparseExchange(g.halo, kernels)
@@ -211,14 +223,18 @@ def replay(g, vectors: list[np.ndarray], settings: dict, repeats: int, binary: b
         for name in (names if rep % 2 == 0 else names[::-1]):
             exchange, precision = settings[name]
             ex = exchangers.get(name)
-            if ex is not None:
+            if ex is not None and exchange != "frontier":
                 ex.reset()
             work = [v.copy() for v in vectors]
             local = np.zeros(len(vectors))
             comm.Barrier()
             for i, v in enumerate(work):
                 t0 = time.perf_counter()
-                if ex is None:
+                if exchange == "frontier":
+                    ex.start(fronts[i], fronts[i].shape[0], kernels, bit_words[i])
+                    ex.finish(bit_words[i], kernels)
+                    nbytes = ex.bytes_sent
+                elif ex is None:
                     g.halo.exchange(v)
                     nbytes = g.halo.bytes_sent
                 else:
@@ -229,8 +245,9 @@ def replay(g, vectors: list[np.ndarray], settings: dict, repeats: int, binary: b
                     sent[name][i] = nbytes
             if rep >= 0:
                 comm.Allreduce(local, times[name][rep], op=MPI.MAX)
-    for ex in exchangers.values():
-        ex.close()
+    for name, ex in exchangers.items():
+        if settings[name][0] != "frontier":  # the plan's own channel, closed with the graph
+            ex.close()
     out: dict = {}
     steps = len(vectors)
     near = slice(steps - max(1, steps // 3), steps)
