@@ -321,7 +321,8 @@ def test_frontier_unpack_overwrites_ghost_bits_and_keeps_owned_ones(k, n_owned):
     got = as_bools(bits, n_local)
     assert np.array_equal(got[:n_owned], owned)
     assert np.array_equal(got[n_owned:], np.concatenate(want))
-    assert np.array_equal(k.bit_positions(bits, n_owned, n_local), n_owned + np.flatnonzero(np.concatenate(want)))
+    ghosts = n_owned + np.flatnonzero(np.concatenate(want))
+    assert np.array_equal(k.bit_positions(bits, n_owned, n_local), ghosts)
     # the owned bits rebuilt from a queue leave the ghosts' as the exchange wrote them
     queue = np.flatnonzero(rng.random(n_owned) < 0.3).astype(np.int32)
     k.bfs_owned_bits(bits, queue, queue.shape[0], n_owned)

@@ -1,9 +1,10 @@
 """Breadth-first search on the BSP engine: direction-optimizing, deterministic parents.
 
 One superstep is one BFS level. Every rank keeps its owned frontier as a list (the
-queue the previous level filled); with more than one rank the owner also publishes
-whether each vertex is in the frontier (a byte per vertex; the halo exchange fills the
-ghosts, and the optimizer sends them as bitmaps). Then every rank reaches its owned
+queue the previous level filled); with more than one rank the engine's frontier channel
+(:mod:`hpcdist.graph.frontier_exchange`) turns the owners' queues into the ghosts' bits of
+each rank's frontier bitmap (with ``exchange="sparse"`` or ``"dense"`` the owners keep a
+flag byte per vertex instead, which the halo exchange copies). Then every rank reaches its owned
 vertices in one of two directions (Beamer, Asanovic, Patterson, "Direction-optimizing
 breadth-first search", SC 2012):
 
@@ -212,8 +213,8 @@ class BFSProgram:
         if self.publishes_frontier and g.comm.Get_size() > 1:
             fx = g.halo.frontier()
             k.frontier_publish(fx.send[:0], fx.map_ptr, fx.map_pos, self.queue, 0)
-            k.frontier_gather(fx.send[:0], fx.recv_word[:0], fx.recv_word[:0], fx.recv_word[:0], g.halo.layout.send_index,
-                              self.bits)
+            none = fx.recv_word[:0]
+            k.frontier_gather(fx.send[:0], none, none, none, g.halo.layout.send_index, self.bits)
             k.frontier_unpack(fx.recv[:0], fx.recv_word[:0], fx.recv_count[:0], self.bits[:0], 0)
         k.bfs_flags(p.flags, self.queue, 0, self.next_queue, 0)
         k.bfs_parent_ids(self.dist[:0], self.parent[:0], p.col_original_ids)
