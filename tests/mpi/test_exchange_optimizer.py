@@ -211,3 +211,5 @@ def test_unknown_exchange_mode_is_one_input_error(comm):
     with skewed_graph(comm, "block") as g:
         with pytest.raises(InputError, match="exchange must be one of"):
             pagerank(g, exchange="fast")
+        with pytest.raises(InputError, match="bfs: exchange must be one of"):
+            bfs(g, 3, exchange="fast")

@@ -390,9 +390,11 @@ def bfs(
     from hpcdist.graph.algorithms.pagerank import resolve_kernels
 
     comm = graph.comm
-    with collective(comm):
+    with collective(comm):  # one agreement for both arguments: each costs an allreduce per search
         if direction not in ("auto", "top-down", "bottom-up"):
             raise InputError(f"bfs: direction must be auto, top-down or bottom-up, got {direction!r}")
+        if exchange not in ("auto", "sparse", "dense"):
+            raise InputError(f"bfs: exchange must be one of auto, sparse, dense, got {exchange!r}")
     from hpcdist.runtime.comm import MPI
 
     if isinstance(backend, str) or backend is None:
@@ -404,9 +406,6 @@ def bfs(
     src_local = bfs_plan(graph, kernels).find(source)
     if comm.allreduce(1 if src_local >= 0 else 0, op=MPI.SUM) == 0:
         graph.locate(source, "bfs: source vertex")  # raises the graph's InputError on every rank
-    with collective(comm):
-        if exchange not in ("auto", "sparse", "dense"):
-            raise InputError(f"bfs: exchange must be auto, sparse or dense, got {exchange!r}")
     program = BFSProgram(graph, kernels, src_local, direction=direction, frontier=exchange == "auto")
     run = run_bsp(graph, program, max_supersteps=graph.n_vertices + 1, kernels=kernels, progress=progress,
                   on_superstep=on_superstep, resume=resume, exchange=exchange)
