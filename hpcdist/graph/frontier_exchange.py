@@ -82,7 +82,8 @@ class FrontierExchange:
         self._spec = spec
         self._comm = comm
         self.bytes_sent = int(self.send.nbytes)
-        self.dense_bytes = n_send
+        self._n_send = n_send
+        self.dense_bytes = n_send  # one flag byte per ghost copy
 
     def start(self, queue: np.ndarray, n_queue: int, kernels: ModuleType, bits: np.ndarray | None = None) -> None:
         """Publish the owned frontier ``queue[:n_queue]`` (local ids) and start sending.
@@ -93,7 +94,7 @@ class FrontierExchange:
         gathered from them in send order, one sequential pass that costs less than
         following the map from as many vertices.
         """
-        if bits is not None and 2 * n_queue > self.dense_bytes:
+        if bits is not None and 2 * n_queue > self._n_send:
             kernels.frontier_gather(self.send, self._send_word, self._send_first, self._send_count,
                                     self._send_index, bits)
         else:
