@@ -862,9 +862,10 @@ def _bfs_first_hit(indptr, indices, first, bits, i):  # pragma: no cover - compi
 
 
 def _make_bottom_up(parallel: bool):
-    """The bottom-up level. Serial: one fused pass (scan, queue, compaction). Parallel:
-    the scans in dynamically handed-out chunks, then the queue and the compaction in one
-    serial pass in candidate order, so that both give the same arrays."""
+    """The bottom-up level. Serial: a branch-free pass over the first columns, then the
+    misses' rows. Parallel: the scans in dynamically handed-out chunks, then the queue
+    and the compaction in serial passes in candidate order, so that both give the same
+    arrays (the queue: first-column hits, then the others)."""
 
     def serial(indptr, indices, first, bits, next_bits, col_key, dist, parent, level, out_degree, in_degree,
                queue, cand, todo, n_todo, chunk):  # pragma: no cover - compiled
@@ -873,29 +874,58 @@ def _make_bottom_up(parallel: bool):
         next_bits[:] = 0
         every = n_todo < 0  # the first bottom-up level: the candidates are all of cand
         n_cand = cand.shape[0] if every else n_todo
+        # 1. Every candidate's first column, without a branch: whether it hits is a coin
+        # toss on a power-law graph, and a mispredicted branch per candidate was 40 % of
+        # the first bottom-up level (RMAT 18: 0.78 -> 0.47 ms). Hits go to the queue,
+        # misses to todo (both in candidate order; todo's writes never overtake its
+        # reads). Every candidate has in-edges (cand lists those, todo keeps only them),
+        # so first[i] is a column; a check for -1 here cost another 0.1 ms.
         reached = 0
+        miss = 0
+        src = cand if every else todo
+        for k in range(n_cand):
+            i = src[k]
+            c = first[i]
+            waiting = np.int64(dist[i] < 0)
+            hit = np.int64((bits[c >> 6] >> np.uint64(c & 63)) & one) & waiting
+            queue[reached] = i
+            reached += hit
+            todo[miss] = i
+            miss += waiting - hit
         out_e = 0
         in_e = 0
-        examined = 0
+        for q in range(reached):
+            i = queue[q]
+            dist[i] = nxt
+            parent[i] = first[i]
+            next_bits[i >> 6] |= one << np.uint64(i & 63)
+            out_e += _bfs_out_degree(out_degree, in_degree, i)
+            in_e += in_degree[i]
+        examined = reached
+        # 2. The misses' rows, from their second column; rows are sorted by key, so the
+        # first hit is the parent. The still unreached stay in todo.
         kept = 0
-        for k in range(n_cand):
-            i = cand[k] if every else todo[k]
-            if dist[i] >= 0:
-                continue
-            c, at = _bfs_first_hit(indptr, indices, first, bits, i)
-            if c >= 0:
-                # rows are sorted by key: the first hit has the smallest
+        for k in range(miss):
+            i = todo[k]
+            lo = indptr[i]
+            hit = -1
+            for j in range(lo + 1, indptr[i + 1]):
+                c = indices[j]
+                if (bits[c >> 6] >> np.uint64(c & 63)) & one:
+                    hit = j
+                    break
+            if hit >= 0:
                 dist[i] = nxt
-                parent[i] = c
+                parent[i] = indices[hit]
                 queue[reached] = i
                 next_bits[i >> 6] |= one << np.uint64(i & 63)
                 reached += 1
                 out_e += _bfs_out_degree(out_degree, in_degree, i)
                 in_e += in_degree[i]
-                examined += at + 1
-            elif first[i] >= 0:
+                examined += hit - lo + 1
+            else:
                 examined += in_degree[i]
-                todo[kept] = i  # kept <= k: the compaction never overtakes the reading
+                todo[kept] = i
                 kept += 1
         out = np.empty(6, dtype=np.int64)
         out[0] = reached
@@ -938,15 +968,22 @@ def _make_bottom_up(parallel: bool):
             counts[b, 1] = out_e
             counts[b, 2] = in_e
             counts[b, 3] = examined
+        # the queue as the serial loop fills it: the first-column hits, then the others
         q = 0
+        for k in range(n_cand):
+            i = cand[k] if every else todo[k]
+            if dist[i] == nxt and parent[i] == first[i]:
+                queue[q] = i
+                q += 1
         kept = 0
         for k in range(n_cand):
             i = cand[k] if every else todo[k]
             d = dist[i]
             if d == nxt:
-                queue[q] = i
+                if parent[i] != first[i]:
+                    queue[q] = i
+                    q += 1
                 next_bits[i >> 6] |= one << np.uint64(i & 63)
-                q += 1
             elif d < 0 and first[i] >= 0:
                 todo[kept] = i
                 kept += 1

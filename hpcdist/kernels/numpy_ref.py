@@ -372,14 +372,16 @@ def bfs_bottom_up(indptr: np.ndarray, indices: np.ndarray, first: np.ndarray, bi
     in-neighbour in the frontier bitmap ``bits``.
 
     The candidates are ``todo[:n_todo]``, or all of ``cand`` when ``n_todo < 0`` (the
-    first bottom-up level: the graph's vertices with in-edges, increasing). A vertex that
-    finds some gets distance ``level + 1``, as parent the frontier column with the
-    smallest ``col_key``, a place in ``queue`` (from 0, in candidate order) and its bit
-    in ``next_bits`` (cleared first; laid out as :func:`bfs_bitmap` does, for the next
+    first bottom-up level: the graph's vertices with in-edges, increasing); an unreached
+    candidate must have in-edges (the compiled kernels probe ``first[i]`` unchecked). A
+    vertex that finds some gets distance ``level + 1``, as parent the frontier column
+    with the smallest ``col_key``, a place in ``queue`` (from 0: those whose first column
+    ``first[i]`` is in the frontier, then the others, each in candidate order) and its
+    bit in ``next_bits`` (cleared first; laid out as :func:`bfs_bitmap` does, for the next
     bottom-up level); ``todo`` then keeps, in order, the candidates still unreached that
-    have in-edges, so that later levels skip the reached ones. Rows are sorted by key, so a scan's first hit is the parent; this reference takes the
-    minimum over all hits and counts the edges a scan that stops at the first one
-    examines. ``first[i]`` is row ``i``'s first column (-1 for an empty row), which the
+    have in-edges, so that later levels skip the reached ones. Rows are sorted by key,
+    so a scan's first hit is the parent; this reference takes the minimum over all hits
+    and counts the edges a scan that stops at the first one examines. ``first[i]`` is row ``i``'s first column (-1 for an empty row), which the
     compiled kernels probe before the row; ``in_degree`` is the rows' lengths.
 
     Returns
@@ -398,13 +400,14 @@ def bfs_bottom_up(indptr: np.ndarray, indices: np.ndarray, first: np.ndarray, bi
     big = np.iinfo(np.int64).max
     best = np.full(cand.shape[0], big, dtype=np.int64)
     np.minimum.at(best, owner[hit], col_key[cols[hit]])
-    first = np.full(cand.shape[0], big, dtype=np.int64)
-    np.minimum.at(first, owner[hit], pos[hit])
+    first_hit = np.full(cand.shape[0], big, dtype=np.int64)
+    np.minimum.at(first_hit, owner[hit], pos[hit])
     found = best != big
     # a scan stops at its first hit: count the edges up to and including it
-    examined = int(lengths[~found].sum()) + int((first[found] + 1).sum())
+    examined = int(lengths[~found].sum()) + int((first_hit[found] + 1).sum())
     win = hit & (col_key[cols] == best[owner])
-    reached = cand[found]
+    # the queue's order: the first-column hits, then the others (as the compiled kernels fill it)
+    reached = np.concatenate([cand[found & (first_hit == 0)], cand[found & (first_hit > 0)]])
     dist[reached] = level + 1
     parent[cand[owner[win]]] = cols[win]
     queue[: reached.shape[0]] = reached

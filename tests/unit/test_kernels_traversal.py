@@ -110,7 +110,7 @@ def test_bfs_levels_identical_in_both_directions(seed, every):
             ids = k.bfs_parent_ids(d, p, keys)
             assert np.array_equal(ids, np.where(d > 0, keys[p], -1)) and ids.dtype == np.int64
             outs.append((td, td2, d, p[d == level + 1], q[: td2[4]], bits, bu, d2, p2[d2 == level + 1],
-                         q2[: bu[4]], todo[: bu[5]], next_bits, ids))
+                         q2[: bu[4]], todo[: bu[5]], next_bits, ids, p2))
     for a, b in ((0, 2), (1, 3)):  # numpy and numba, for each kind of out-degree
         for x, y in zip(outs[a], outs[b]):
             assert np.array_equal(x, y)
@@ -118,11 +118,16 @@ def test_bfs_levels_identical_in_both_directions(seed, every):
     for i, (x, y) in enumerate(zip(outs[0], outs[1])):
         assert np.array_equal(x[[0, 2, 3, 4]], y[[0, 2, 3, 4]]) if i in (0, 1, 6) else np.array_equal(x, y)
     assert outs[1][6][1] == outs[1][6][2]
-    td, td2, d, p, q, bits, bu, d2, p2, q2, todo, next_bits, ids = outs[0]
+    td, td2, d, p, q, bits, bu, d2, p2, q2, todo, next_bits, ids, p2_all = outs[0]
     new = np.flatnonzero((d == level + 1) & (dist0 < 0))
     # both directions reach the same vertices with the same (smallest-key) parents
     assert np.array_equal(d, d2) and np.array_equal(p, p2)
-    assert np.array_equal(np.sort(q), new) and np.array_equal(q2, new)
+    assert np.array_equal(np.sort(q), new) and np.array_equal(np.sort(q2), new)
+    # bottom-up's queue: the vertices whose first column hit, then the others, each increasing
+    at_first = s["first"][q2] == p2_all[q2]
+    n_first = int(at_first.sum())
+    assert at_first[:n_first].all() and not at_first[n_first:].any()
+    assert (np.diff(q2[:n_first]) > 0).all() and (np.diff(q2[n_first:]) > 0).all()
     assert np.array_equal((td + td2)[:3], bu[:3]) and td2[4] == bu[4] == new.shape[0]
     assert bu[1] == s["out_deg"][new].sum() and bu[2] == in_deg[new].sum()
     in_front = np.zeros(n_local, dtype=bool)
@@ -176,11 +181,11 @@ def test_bottom_up_parallel_variant_matches(monkeypatch):
     monkeypatch.setattr(nb, "BOTTOM_UP_PARALLEL_MIN", 0)
     for minimum in (1 << 40, 0):  # the serial loop, then the prange one
         monkeypatch.setattr(nb, "PARALLEL_MIN_EDGES", minimum)
-        for n_todo in (-1, n_owned):
+        cand = np.flatnonzero(s["in_deg"] > 0).astype(rows.dtype)
+        for n_todo in (-1, cand.shape[0]):
             d, p = d0.copy(), np.zeros(n_owned, dtype=rows.dtype)
             q, nxt = np.zeros(n_owned, dtype=rows.dtype), np.zeros_like(bits)
-            todo = np.arange(n_owned, dtype=rows.dtype)
-            cand = np.flatnonzero(s["in_deg"] > 0).astype(rows.dtype)
+            todo = cand.copy()  # candidates have in-edges (the kernels' contract)
             out = nb.bfs_bottom_up(s["indptr"], rows, s["first"], bits, nxt, s["keys"], d, p, 0, s["in_deg"][:0],
                                    s["in_deg"], q, cand, todo, n_todo)
             got.append((out, d, p, q[: out[4]], nxt, todo[: out[5]]))
