@@ -354,6 +354,7 @@ def run_bsp(
             bar.close()
         if sparse is not None:
             sparse.close()
-    seconds = comm.allreduce(time.perf_counter() - t_start, op=MPI.MAX)
-    return BSPRun(supersteps=first + len(metrics), converged=converged, seconds=float(seconds), metrics=metrics,
+    seconds = np.array([time.perf_counter() - t_start])
+    comm.Allreduce(MPI.IN_PLACE, seconds, op=MPI.MAX)
+    return BSPRun(supersteps=first + len(metrics), converged=converged, seconds=float(seconds[0]), metrics=metrics,
                   resumed_from=None if resume is None else resume.superstep)

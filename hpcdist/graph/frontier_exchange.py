@@ -90,11 +90,12 @@ class FrontierExchange:
 
         The send bitmaps are rebuilt from the queue alone: a vertex that left the
         frontier has its bit cleared without being named. ``bits``, when given, holds the
-        same frontier as owned bits: a frontier larger than half the send list is then
-        gathered from them in send order, one sequential pass that costs less than
-        following the map from as many vertices.
+        same frontier as owned bits: a frontier larger than a third of the send list is
+        then gathered from them in send order, one sequential pass that costs less than
+        following the map from as many vertices (measured: about 0.6 ns per send-list
+        entry against 1.7 ns per queued vertex, 2.6 ns in random order).
         """
-        if bits is not None and 2 * n_queue > self._n_send:
+        if bits is not None and 3 * n_queue > self._n_send:
             kernels.frontier_gather(self.send, self._send_word, self._send_first, self._send_count,
                                     self._send_index, bits)
         else:

@@ -96,6 +96,11 @@ def reproducible_sums(
     """
     from hpcdist.runtime.comm import MPI
 
+    if not arrays:  # counts alone (BFS's levels): one allreduce, none of the float machinery
+        ints = np.array(counts, dtype=np.int64)
+        total = np.empty_like(ints)
+        comm.Allreduce(ints, total, op=MPI.SUM)
+        return [], total.tolist()
     if kernels is None:
         from hpcdist.kernels import numpy_ref as kernels
     k = len(arrays)

@@ -170,16 +170,18 @@ class BFSProgram:
         self.queue, self.next_queue = plan.queues
         self.n_queue = 0
         self.n_todo = -1
-        src = np.zeros(2, dtype=np.int64)
+        src = np.zeros(3, dtype=np.int64)
         if source_local >= 0:
             self.dist[source_local] = 0
             self.queue[0] = source_local
             self.n_queue = 1
             if self.exchanging:
                 plan.flags[source_local] = 1
-            src[:] = g.out_degree[source_local], self.in_deg[source_local]
+            src[:] = g.out_degree[source_local], self.in_deg[source_local], 1
         glob = np.empty_like(src)
         g.comm.Allreduce(src, glob, op=MPI.SUM)
+        #: the ranks that own the source: 0 when it is not a vertex (the same on every rank)
+        self.source_owners = int(glob[2])
         # Beamer's inputs, kept up to date from each level's global counts (no pass over
         # all vertices): frontier size, its out-edges, in-edges of the unreached vertices
         self.n_f, self.m_f, self.m_u = 1, int(glob[0]), int(g.n_edges - glob[1])
@@ -231,7 +233,7 @@ class BFSProgram:
         return (self.bits, self.queue, self.n_queue, self.bits_ready) if self.publishes_frontier else None
 
     def _push(self, cols: np.ndarray, n_cols: int, n_queue: int) -> np.ndarray:
-        p, g = self.plan, self.graph
+        p = self.plan
         return self.k.bfs_top_down(p.t_indptr, p.t_rows, cols, n_cols, p.col_key, self.dist, self.parent,
                                    self.level, self.out_deg, self.in_deg, self.next_queue, n_queue)
 
@@ -395,8 +397,6 @@ def bfs(
             raise InputError(f"bfs: direction must be auto, top-down or bottom-up, got {direction!r}")
         if exchange not in ("auto", "sparse", "dense"):
             raise InputError(f"bfs: exchange must be one of auto, sparse, dense, got {exchange!r}")
-    from hpcdist.runtime.comm import MPI
-
     if isinstance(backend, str) or backend is None:
         # agreed once per graph and backend name: repeated roots (Graph500's 64) skip it
         kernels = graph.derived(("bfs_kernels", backend), lambda: resolve_kernels(backend, comm))
@@ -404,9 +404,9 @@ def bfs(
         kernels = resolve_kernels(backend, comm)
 
     src_local = bfs_plan(graph, kernels).find(source)
-    if comm.allreduce(1 if src_local >= 0 else 0, op=MPI.SUM) == 0:
-        graph.locate(source, "bfs: source vertex")  # raises the graph's InputError on every rank
     program = BFSProgram(graph, kernels, src_local, direction=direction, frontier=exchange == "auto")
+    if program.source_owners == 0:
+        graph.locate(source, "bfs: source vertex")  # raises the graph's InputError on every rank
     run = run_bsp(graph, program, max_supersteps=graph.n_vertices + 1, kernels=kernels, progress=progress,
                   on_superstep=on_superstep, resume=resume, exchange=exchange)
     # every reached vertex was in exactly one level's counts: no pass over the vertices
