@@ -72,7 +72,9 @@ class VertexProgram(Protocol):
     owned vertices in the frontier as local ids and a bitmap of one bit per local column,
     whose ghost bits the engine fills from their owners' frontiers; ``owned`` says whether
     the owned bits already hold the frontier too (the engine may read them instead of the queue)
-    (:mod:`hpcdist.graph.frontier_exchange`; the ``exchange`` argument does not apply).
+    (:mod:`hpcdist.graph.frontier_exchange`; the ``exchange`` argument does not apply). It
+    returns None for a superstep whose ghost bits the program set itself (BFS's first: the
+    source, known to every rank), which then exchanges nothing.
 
     ``exchange_lossy_ok = True`` declares that the program's results tolerate published
     float64 values rounded to float32 (``run_bsp(..., exchange_precision="float32")``);
@@ -281,11 +283,17 @@ def run_bsp(
     if exchange == "sparse" or narrow:  # float32 values travel through the optimizer's fixed-size channel
         sparse = SparseExchange(graph.halo, kernels)
     try:  # from here on, its persistent requests are freed whatever raises
+        # The agreement above is an allreduce, which the ranks leave together; a barrier
+        # realigns them only after set-up that may take longer on some.
+        aligned = not progress  # the progress bar is set up on rank 0 alone
         if sparse is not None:
             sparse.warm_up(binary=binary, precision=exchange_precision)
+            aligned = False
         if overlap and hasattr(program, "prepare_overlap"):
             program.prepare_overlap()  # type: ignore[attr-defined]
-        comm.Barrier()
+            aligned = False
+        if not aligned:
+            comm.Barrier()
         t_start = time.perf_counter()
         first = 0
         if resume is not None:
@@ -308,6 +316,8 @@ def run_bsp(
                     interior_s = time.perf_counter() - ti
                 channel.finish(bits, kernels)
                 sent, dense = channel.bytes_sent, channel.dense_bytes
+            elif channel is not None:  # the program set the ghosts' bits itself: nothing travels
+                dense = channel.dense_bytes
             elif values is not None and exchange == "dense" and not narrow:
                 graph.halo.exchange(values)
                 sent = dense = graph.halo.bytes_sent

@@ -80,6 +80,7 @@ class _Plan:
     def __init__(self, g: "DistGraph", kernels: ModuleType | None) -> None:
         if kernels is None:
             from hpcdist.kernels import numpy_ref as kernels
+        self.n_owned = g.n_owned
         deg = np.zeros(g.n_local, dtype=np.int64)
         deg[: g.n_owned] = g.out_degree
         g.halo.exchange(deg)  # the ghosts' global out-degrees, once
@@ -110,23 +111,37 @@ class _Plan:
         self.candidates = np.flatnonzero(full).astype(index)
         self.parent = np.empty(g.n_owned, dtype=index)  # the parent's local column
         self.warm: set[str] = set()  # the kernel modules called once on these arrays
-        # the owned vertices by original id, for finding the root without a pass
+        # the owned vertices and the ghosts by original id, for finding the root (and
+        # its copies) without a pass
         owned = g.owned_original_ids()
         self.by_original = np.argsort(owned, kind="stable")
         self.sorted_original = owned[self.by_original]
+        ghosts = self.col_original_ids[g.n_owned:]
+        self.ghost_by_original = np.argsort(ghosts, kind="stable")
+        self.sorted_ghost_original = ghosts[self.ghost_by_original]
 
     def find(self, original_id: int) -> int:
         """Local id of the owned vertex ``original_id``, -1 if not owned here (local)."""
-        try:
-            ident = int(original_id)
-        except (TypeError, ValueError):
-            return -1
-        if not -(2**63) <= ident < 2**63:
-            return -1
-        at = int(np.searchsorted(self.sorted_original, ident))
-        if at < self.sorted_original.shape[0] and self.sorted_original[at] == ident:
-            return int(self.by_original[at])
+        return _lookup(self.sorted_original, self.by_original, original_id)
+
+    def find_ghost(self, original_id: int) -> int:
+        """Local column of the ghost ``original_id``, -1 if it is no ghost here (local)."""
+        at = _lookup(self.sorted_ghost_original, self.ghost_by_original, original_id)
+        return -1 if at < 0 else self.n_owned + at
+
+
+def _lookup(sorted_ids: np.ndarray, order: np.ndarray, original_id: int) -> int:
+    """``order[i]`` where ``sorted_ids[i] == original_id``; -1 where none is (or the id is no integer)."""
+    try:
+        ident = int(original_id)
+    except (TypeError, ValueError):
         return -1
+    if not -(2**63) <= ident < 2**63:
+        return -1
+    at = int(np.searchsorted(sorted_ids, ident))
+    if at < sorted_ids.shape[0] and sorted_ids[at] == ident:
+        return int(order[at])
+    return -1
 
 
 def bfs_plan(graph: "DistGraph", kernels: ModuleType | None = None) -> _Plan:
@@ -144,7 +159,7 @@ class BFSProgram:
     exchange_binary = True
 
     def __init__(self, graph: "DistGraph", kernels: ModuleType, source_local: int, *, direction: str = "auto",
-                 alpha: float = ALPHA, beta: float = BETA, frontier: bool = True) -> None:
+                 alpha: float = ALPHA, beta: float = BETA, frontier: bool = True, source: int | None = None) -> None:
         from hpcdist.runtime.comm import MPI
 
         g = self.graph = graph
@@ -197,6 +212,18 @@ class BFSProgram:
             self._warm_up()
             plan.warm.add(kernels.NAME)
         self.warm_up_seconds = time.perf_counter() - t0
+        # The first level's frontier is the source, whose original id every rank knows:
+        # its ghost copies are set here (after the warm-up, which writes the bitmap), and superstep 0 exchanges nothing.
+        self.ghosts_ready = self.publishes_frontier and g.comm.Get_size() > 1 and source is not None
+        if self.ghosts_ready:
+            no = g.n_owned
+            w0 = no >> 6
+            if w0 < self.bits.shape[0]:
+                self.bits[w0] &= np.uint64((1 << (no & 63)) - 1)
+                self.bits[w0 + 1:] = 0
+            col = plan.find_ghost(source)
+            if col >= 0:
+                self.bits[col >> 6] |= np.uint64(1 << (col & 63))
 
     def _warm_up(self) -> None:
         """Call each kernel once with no work: numba compiles (or loads from its cache) the
@@ -229,7 +256,11 @@ class BFSProgram:
 
     def exchange_frontier(self, superstep: int) -> tuple[np.ndarray, np.ndarray, int, bool] | None:
         """The bitmap whose ghost bits the engine fills, the owned frontier, and whether
-        the bitmap's owned bits hold it too (after a bottom-up level)."""
+        the bitmap's owned bits hold it too (after a bottom-up level); None at the first
+        superstep, whose ghost bits (the source's copies) are set already."""
+        if self.ghosts_ready:  # the source's copies, set in __init__
+            self.ghosts_ready = False
+            return None
         return (self.bits, self.queue, self.n_queue, self.bits_ready) if self.publishes_frontier else None
 
     def _push(self, cols: np.ndarray, n_cols: int, n_queue: int) -> np.ndarray:
@@ -337,6 +368,7 @@ class BFSProgram:
             p.flags[front] = 1
         self.n_todo = -1
         self.bits_ready = False
+        self.ghosts_ready = False
 
 
 def bfs(
@@ -404,7 +436,7 @@ def bfs(
         kernels = resolve_kernels(backend, comm)
 
     src_local = bfs_plan(graph, kernels).find(source)
-    program = BFSProgram(graph, kernels, src_local, direction=direction, frontier=exchange == "auto")
+    program = BFSProgram(graph, kernels, src_local, direction=direction, frontier=exchange == "auto", source=source)
     if program.source_owners == 0:
         graph.locate(source, "bfs: source vertex")  # raises the graph's InputError on every rank
     run = run_bsp(graph, program, max_supersteps=graph.n_vertices + 1, kernels=kernels, progress=progress,
