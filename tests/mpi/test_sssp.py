@@ -77,6 +77,23 @@ def test_generated_graphs_every_partitioner_backend_and_delta(comm, kind):
                       deltas=(None, 0.7, 50.0) if first else (None, 50.0))
 
 
+@pytest.mark.timeout(60)
+def test_light_phases_scan_only_the_light_edges(comm):
+    from hpcdist.graph.algorithms.sssp import light_edges
+
+    n, src, dst, w = weighted_generated("rmat")
+    A = csr_min(src, dst, w, n)
+    with distribute(comm, A, np.arange(n), "block") as g:
+        t_indptr, t_rows, t_w = g.local_out()
+        indptr, rows, weights = light_edges(g, t_indptr, t_rows, t_w, 0.7, True)
+        for c in range(t_indptr.shape[0] - 1):  # row by row: the light edges, in the row's order
+            keep = t_w[t_indptr[c]:t_indptr[c + 1]] <= 0.7
+            assert np.array_equal(rows[indptr[c]:indptr[c + 1]], t_rows[t_indptr[c]:t_indptr[c + 1]][keep])
+            assert np.array_equal(weights[indptr[c]:indptr[c + 1]], t_w[t_indptr[c]:t_indptr[c + 1]][keep])
+        # mostly light (every weight below 10): the light phases filter the full rows instead
+        assert light_edges(g, t_indptr, t_rows, t_w, 50.0, True) is None
+
+
 def test_zero_weights_self_loops_and_duplicates_match_networkx(comm):
     """networkx's Dijkstra adds the same doubles, so it must agree bit for bit too."""
     arcs = [(0, 1, 0.0), (1, 2, 0.1), (0, 2, 0.30000000000000004), (2, 2, 0.0), (2, 3, 0.2), (3, 1, 0.0),

@@ -90,6 +90,30 @@ def edge_kinds(graph: "DistGraph", kernels: ModuleType, t_indptr: np.ndarray, we
     return graph.derived(("sssp_edge_kinds", float(delta), bool(weighted)), build)
 
 
+def light_edges(graph: "DistGraph", t_indptr: np.ndarray, t_rows: np.ndarray, weights: np.ndarray, delta: float,
+                weighted: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The transposed local CSR cut down to its light edges (``weight <= delta``), in the
+    same order, for the light phases; None when they are more than half the edges (the
+    light phases then filter the full rows, without a copy of most of the graph).
+
+    A light phase scanned every out-edge of the vertices it publishes to relax the few
+    light ones: with the automatic delta on RMAT, 7 % of the edges are light, and the light
+    phases iterated 10.3 million edges to relax 0.75 million (scale 18). Kept on the graph
+    per delta. Local.
+    """
+    def build() -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        light = weights <= delta
+        n_light = int(np.count_nonzero(light))
+        if 2 * n_light > weights.shape[0]:
+            return None
+        rows_of_edges = np.repeat(np.arange(t_indptr.shape[0] - 1), np.diff(t_indptr))
+        indptr = np.zeros_like(t_indptr)
+        np.cumsum(np.bincount(rows_of_edges[light], minlength=t_indptr.shape[0] - 1), out=indptr[1:])
+        return indptr, t_rows[light], weights[light]
+
+    return graph.derived(("sssp_light_edges", float(delta), bool(weighted)), build)
+
+
 class SSSPProgram:
     """Delta-stepping as a :class:`~hpcdist.graph.bsp.VertexProgram` (one phase per superstep)."""
 
@@ -103,6 +127,10 @@ class SSSPProgram:
         self.t_indptr, self.t_rows, _ = g.local_out(kernels)
         self.t_weights = weights
         self.kinds = edge_kinds(g, kernels, self.t_indptr, weights, self.delta, weighted)
+        full = (self.t_indptr, self.t_rows, weights)
+        light = light_edges(g, self.t_indptr, self.t_rows, weights, self.delta, weighted)
+        #: the edges each kind of phase scans (its relaxation still checks the kind)
+        self.edges = {LIGHT: full if light is None else light, HEAVY: full}
         self.dist = np.full(g.n_owned, np.inf)
         self.pending = np.zeros(g.n_owned, dtype=np.uint8)
         if source_local >= 0:
@@ -166,8 +194,8 @@ class SSSPProgram:
         """
         k, no = self.k, self.graph.n_owned
         cols = k.nonzero_positions(self.pub[:no] != np.inf)
-        self.interior_relaxed = k.sssp_relax(self.t_indptr, self.t_rows, self.t_weights, self.pub, cols, self.dist,
-                                             self.delta, self.phase == LIGHT, self.pending, self.kinds)
+        self.interior_relaxed = k.sssp_relax(*self.edges[self.phase], self.pub, cols, self.dist, self.delta,
+                                             self.phase == LIGHT, self.pending, self.kinds)
 
     def compute(self, superstep: int) -> LocalStep:
         k = self.k
@@ -179,8 +207,8 @@ class SSSPProgram:
         else:
             cols = k.nonzero_positions(self.pub != np.inf)
             relaxed = 0
-        relaxed += k.sssp_relax(self.t_indptr, self.t_rows, self.t_weights, self.pub, cols, self.dist, self.delta,
-                                self.phase == LIGHT, self.pending, self.kinds)
+        relaxed += k.sssp_relax(*self.edges[self.phase], self.pub, cols, self.dist, self.delta, self.phase == LIGHT,
+                                self.pending, self.kinds)
         self.phase_counts[self.phase] += 1
         self._decide()
         return LocalStep(counts=[relaxed], active=self.active)
