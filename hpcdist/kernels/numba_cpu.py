@@ -1129,7 +1129,7 @@ def sssp_buckets(dist: np.ndarray, pending: np.ndarray, delta: float) -> np.ndar
 
 
 @njit(cache=True)
-def _sssp_publish(dist, pending, delta, bucket, bit, pub):  # pragma: no cover - compiled
+def _sssp_publish(dist, pending, delta, bucket, bit, pub, cols):  # pragma: no cover - compiled
     count = 0
     clear = np.uint8(255 - bit)
     for i in range(dist.shape[0]):
@@ -1137,15 +1137,18 @@ def _sssp_publish(dist, pending, delta, bucket, bit, pub):  # pragma: no cover -
         if (p & bit) != 0 and _bucket_of(dist[i], delta) <= bucket:
             pub[i] = dist[i]
             pending[i] = p & clear
+            cols[count] = i
             count += 1
         else:
             pub[i] = np.inf
     return count
 
 
-def sssp_publish(dist: np.ndarray, pending: np.ndarray, delta: float, bucket: int, bit: int, pub: np.ndarray) -> int:
-    """Select a delta-stepping phase's frontier into ``pub`` and clear its pending ``bit``."""
-    return int(_sssp_publish(dist, pending, float(delta), np.int64(bucket), np.uint8(bit), pub))
+def sssp_publish(dist: np.ndarray, pending: np.ndarray, delta: float, bucket: int, bit: int, pub: np.ndarray,
+                 cols: np.ndarray) -> int:
+    """Select a delta-stepping phase's frontier into ``pub`` and ``cols`` and clear its
+    pending ``bit`` (see numpy_ref.sssp_publish)."""
+    return int(_sssp_publish(dist, pending, float(delta), np.int64(bucket), np.uint8(bit), pub, cols))
 
 
 @njit(cache=True)

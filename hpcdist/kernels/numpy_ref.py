@@ -490,18 +490,21 @@ def sssp_buckets(dist: np.ndarray, pending: np.ndarray, delta: float) -> np.ndar
 
 
 def sssp_publish(dist: np.ndarray, pending: np.ndarray, delta: float, bucket: int, bit: int,
-                 pub: np.ndarray) -> int:
+                 pub: np.ndarray, cols: np.ndarray) -> int:
     """Select the frontier of a delta-stepping phase and clear its pending ``bit``.
 
     ``pub[i] = dist[i]`` for owned vertices with ``bit`` pending and bucket at most
-    ``bucket``, else ``inf`` (only the first ``len(dist)`` items of ``pub``). Returns the
-    frontier's size.
+    ``bucket``, else ``inf`` (only the first ``len(dist)`` items of ``pub``); those
+    vertices, increasing, into ``cols`` (the relaxation's columns without another pass).
+    Returns the frontier's size.
     """
     sel = ((pending & bit) != 0) & (_bucket(dist, delta) <= bucket)
     n = dist.shape[0]
     pub[:n] = np.where(sel, dist, np.inf)
     pending[sel] &= np.uint8(~bit & 0xFF)
-    return int(sel.sum())
+    chosen = np.flatnonzero(sel)
+    cols[: chosen.shape[0]] = chosen
+    return int(chosen.shape[0])
 
 
 def sssp_edge_kinds(t_indptr: np.ndarray, t_weights: np.ndarray, delta: float) -> np.ndarray:

@@ -245,8 +245,10 @@ def test_sssp_phase_identical(seed):
             pub = np.full(n_local, np.inf)
             pub[n_owned:] = np.where(rng.random(n_local - n_owned) < 0.3, 1.5, np.inf) if k is ref else outs[0][2][n_owned:]
             b = int(buckets[0 if bit == 1 else 1])
-            active = k.sssp_publish(d, pend, delta, b, bit, pub)
+            owned = np.full(n_owned, -1, dtype=np.int64)
+            active = k.sssp_publish(d, pend, delta, b, bit, pub, owned)
             cols = k.nonzero_positions(pub != np.inf)
+            assert np.array_equal(owned[:active], cols[cols < n_owned])  # the owned frontier, increasing
             kinds = k.sssp_edge_kinds(t_indptr, t_w, delta)
             relaxed = k.sssp_relax(t_indptr, t_rows, t_w, pub, cols, d, delta, bit == 1, pend, kinds)
             outs.append((buckets, active, pub, cols, relaxed, d, pend, kinds))

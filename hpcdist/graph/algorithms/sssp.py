@@ -137,6 +137,7 @@ class SSSPProgram:
             self.dist[source_local] = 0.0
             self.pending[source_local] = self.kinds[source_local]
         self.pub = np.full(g.n_local, np.inf)
+        self.cols = np.empty(g.n_owned, dtype=np.int64)  # the owned part of the phase's frontier
         self.relaxed = 0
         self.interior_relaxed: int | None = None  # edges compute_interior relaxed this phase
         self.phase_counts = {LIGHT: 0, HEAVY: 0}
@@ -145,7 +146,7 @@ class SSSPProgram:
         kernels.nonzero_positions(self.pub[:0] != np.inf)
         kernels.sssp_relax(self.t_indptr, self.t_rows, self.t_weights, self.pub, np.empty(0, dtype=np.int64),
                            self.dist, self.delta, True, self.pending, self.kinds)
-        kernels.sssp_publish(self.dist[:0], self.pending[:0], self.delta, 0, LIGHT, self.pub)
+        kernels.sssp_publish(self.dist[:0], self.pending[:0], self.delta, 0, LIGHT, self.pub, self.cols)
         self.warm_up_seconds = time.perf_counter() - t0
         self._decide()
 
@@ -183,7 +184,8 @@ class SSSPProgram:
                     f"{far / 2.0**60:.3g}, or leave it out for the automatic one")
 
     def exchange_values(self, superstep: int) -> np.ndarray:
-        self.active = self.k.sssp_publish(self.dist, self.pending, self.delta, self.bucket, self.phase, self.pub)
+        self.active = self.k.sssp_publish(self.dist, self.pending, self.delta, self.bucket, self.phase, self.pub,
+                                          self.cols)
         return self.pub
 
     def compute_interior(self, superstep: int) -> None:
@@ -192,20 +194,21 @@ class SSSPProgram:
         :meth:`compute`'s single pass relaxes the owned columns first too (columns
         ascending), so the split changes no result.
         """
-        k, no = self.k, self.graph.n_owned
-        cols = k.nonzero_positions(self.pub[:no] != np.inf)
-        self.interior_relaxed = k.sssp_relax(*self.edges[self.phase], self.pub, cols, self.dist, self.delta,
-                                             self.phase == LIGHT, self.pending, self.kinds)
+        self.interior_relaxed = self.k.sssp_relax(*self.edges[self.phase], self.pub, self.cols[: self.active],
+                                                  self.dist, self.delta, self.phase == LIGHT, self.pending,
+                                                  self.kinds)
 
     def compute(self, superstep: int) -> LocalStep:
-        k = self.k
+        k, g = self.k, self.graph
+        no = g.n_owned
+        # the ghosts the exchange filled (none alone), after the owned frontier
+        ghosts = k.nonzero_positions(self.pub[no:] != np.inf) + no if g.n_local > no else self.cols[:0]
         if self.interior_relaxed is not None:
-            no = self.graph.n_owned
-            cols = k.nonzero_positions(self.pub[no:] != np.inf) + no
+            cols = ghosts
             relaxed = self.interior_relaxed
             self.interior_relaxed = None
         else:
-            cols = k.nonzero_positions(self.pub != np.inf)
+            cols = np.concatenate([self.cols[: self.active], ghosts]) if ghosts.shape[0] else self.cols[: self.active]
             relaxed = 0
         relaxed += k.sssp_relax(*self.edges[self.phase], self.pub, cols, self.dist, self.delta, self.phase == LIGHT,
                                 self.pending, self.kinds)
