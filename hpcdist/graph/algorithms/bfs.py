@@ -213,14 +213,12 @@ class BFSProgram:
             plan.warm.add(kernels.NAME)
         self.warm_up_seconds = time.perf_counter() - t0
         # The first level's frontier is the source, whose original id every rank knows:
-        # its ghost copies are set here (after the warm-up, which writes the bitmap), and superstep 0 exchanges nothing.
+        # its ghost copies are set here (after the warm-up, which writes the bitmap), and
+        # superstep 0 exchanges nothing.
         self.ghosts_ready = self.publishes_frontier and g.comm.Get_size() > 1 and source is not None
         if self.ghosts_ready:
-            no = g.n_owned
-            w0 = no >> 6
-            if w0 < self.bits.shape[0]:
-                self.bits[w0] &= np.uint64((1 << (no & 63)) - 1)
-                self.bits[w0 + 1:] = 0
+            fx = g.halo.frontier()  # an unpack of no message clears the ghosts' bits
+            kernels.frontier_unpack(fx.recv[:0], fx.recv_word[:0], fx.recv_count[:0], self.bits, g.n_owned)
             col = plan.find_ghost(source)
             if col >= 0:
                 self.bits[col >> 6] |= np.uint64(1 << (col & 63))
