@@ -858,18 +858,25 @@ def _bfs_first_hit(indptr, indices, first, bits, i):  # pragma: no cover - compi
     a power-law graph sorted by degree it is a hub, usually in the frontier, and then
     neither the row (a cache line of its own) nor its bounds are read.
     """
-    one = np.uint64(1)
     c = first[i]
     if c < 0:
         return -1, 0
-    if (bits[c >> 6] >> np.uint64(c & 63)) & one:
+    if (bits[c >> 6] >> np.uint64(c & 63)) & np.uint64(1):
         return c, 0
-    lo = indptr[i]
-    for j in range(lo + 1, indptr[i + 1]):
+    j = _bfs_rest_hit(indptr, indices, bits, i)
+    return (indices[j], j - indptr[i]) if j >= 0 else (-1, 0)
+
+
+@njit(cache=True, inline="always")
+def _bfs_rest_hit(indptr, indices, bits, i):  # pragma: no cover - compiled
+    """The place in ``indices`` of row ``i``'s first column after the first that is in
+    the frontier bitmap; -1 if none is."""
+    one = np.uint64(1)
+    for j in range(indptr[i] + 1, indptr[i + 1]):
         c = indices[j]
         if (bits[c >> 6] >> np.uint64(c & 63)) & one:
-            return c, j - lo
-    return -1, 0
+            return j
+    return -1
 
 
 def _make_bottom_up(parallel: bool):
@@ -918,13 +925,7 @@ def _make_bottom_up(parallel: bool):
         kept = 0
         for k in range(miss):
             i = todo[k]
-            lo = indptr[i]
-            hit = -1
-            for j in range(lo + 1, indptr[i + 1]):
-                c = indices[j]
-                if (bits[c >> 6] >> np.uint64(c & 63)) & one:
-                    hit = j
-                    break
+            hit = _bfs_rest_hit(indptr, indices, bits, i)
             if hit >= 0:
                 dist[i] = nxt
                 parent[i] = indices[hit]
@@ -933,7 +934,7 @@ def _make_bottom_up(parallel: bool):
                 reached += 1
                 out_e += _bfs_out_degree(out_degree, in_degree, i)
                 in_e += in_degree[i]
-                examined += hit - lo + 1
+                examined += hit - indptr[i] + 1
             else:
                 examined += in_degree[i]
                 todo[kept] = i
