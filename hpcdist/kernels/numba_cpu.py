@@ -842,29 +842,11 @@ def bfs_top_down(t_indptr: np.ndarray, t_rows: np.ndarray, cols: np.ndarray, n_c
                          out_degree, in_degree, queue, np.int64(n_queue))
 
 
-#: Candidates per work item of the parallel bottom-up step (handed out dynamically).
+#: Candidates per work item of the parallel bottom-up step.
 BOTTOM_UP_CHUNK = 4096
 #: Fewer candidates than this run on one thread: a parallel region costs more than the
 #: work, and on a shared node a descheduled thread stalls the whole region.
 BOTTOM_UP_PARALLEL_MIN = 1 << 16
-
-
-@njit(cache=True, inline="always")
-def _bfs_first_hit(indptr, indices, first, bits, i):  # pragma: no cover - compiled
-    """The first column of row ``i`` in the frontier bitmap and its place in the row
-    (column -1: none; place 0 then).
-
-    ``first[i]``, the row's first column in a dense array, is tried before the row: on
-    a power-law graph sorted by degree it is a hub, usually in the frontier, and then
-    neither the row (a cache line of its own) nor its bounds are read.
-    """
-    c = first[i]
-    if c < 0:
-        return -1, 0
-    if (bits[c >> 6] >> np.uint64(c & 63)) & np.uint64(1):
-        return c, 0
-    j = _bfs_rest_hit(indptr, indices, bits, i)
-    return (indices[j], j - indptr[i]) if j >= 0 else (-1, 0)
 
 
 @njit(cache=True, inline="always")
@@ -879,131 +861,150 @@ def _bfs_rest_hit(indptr, indices, bits, i):  # pragma: no cover - compiled
     return -1
 
 
+@njit(cache=True, inline="always")
+def _bottom_up_range(indptr, indices, first, bits, next_bits, dist, parent, nxt, out_degree, in_degree, src, lo, hi,
+                     queue, q0, todo, t0, kept_to, k0, counts):  # pragma: no cover - compiled
+    """The bottom-up level over the candidates ``src[lo:hi]``: a branch-free pass over
+    their first columns, then the misses' rows.
+
+    The reached go to ``queue[q0:]`` (the first-column hits, then the others, each in
+    candidate order), the misses to ``todo[t0:]`` in between, and the still unreached
+    to ``kept_to[k0:]``; ``src`` may be ``todo`` itself with ``t0 == k0 == lo`` (the
+    writes never overtake the reads). ``counts`` gets: first-column hits, reached,
+    kept, out-edges, in-edges, edges examined.
+    """
+    one = np.uint64(1)
+    # 1. Every candidate's first column, without a branch: whether it hits is a coin
+    # toss on a power-law graph, and a mispredicted branch per candidate was 40 % of
+    # the first bottom-up level (RMAT 18: 0.78 -> 0.47 ms). Every candidate has
+    # in-edges (cand lists those, todo keeps only them), so first[i] is a column; a
+    # check for -1 here cost another 0.1 ms.
+    reached = 0
+    miss = 0
+    for k in range(lo, hi):
+        i = src[k]
+        c = first[i]
+        waiting = np.int64(dist[i] < 0)
+        hit = np.int64((bits[c >> 6] >> np.uint64(c & 63)) & one) & waiting
+        queue[q0 + reached] = i
+        reached += hit
+        todo[t0 + miss] = i
+        miss += waiting - hit
+    hits = reached
+    out_e = 0
+    in_e = 0
+    for q in range(q0, q0 + reached):
+        i = queue[q]
+        dist[i] = nxt
+        parent[i] = first[i]
+        next_bits[i >> 6] |= one << np.uint64(i & 63)
+        out_e += _bfs_out_degree(out_degree, in_degree, i)
+        in_e += in_degree[i]
+    examined = reached
+    # 2. The misses' rows, from their second column; rows are sorted by key, so the
+    # first hit is the parent.
+    kept = 0
+    for k in range(t0, t0 + miss):
+        i = todo[k]
+        hit = _bfs_rest_hit(indptr, indices, bits, i)
+        if hit >= 0:
+            dist[i] = nxt
+            parent[i] = indices[hit]
+            queue[q0 + reached] = i
+            next_bits[i >> 6] |= one << np.uint64(i & 63)
+            reached += 1
+            out_e += _bfs_out_degree(out_degree, in_degree, i)
+            in_e += in_degree[i]
+            examined += hit - indptr[i] + 1
+        else:
+            examined += in_degree[i]
+            kept_to[k0 + kept] = i
+            kept += 1
+    counts[0] = hits
+    counts[1] = reached
+    counts[2] = kept
+    counts[3] = out_e
+    counts[4] = in_e
+    counts[5] = examined
+
+
 def _make_bottom_up(parallel: bool):
-    """The bottom-up level. Serial: a branch-free pass over the first columns, then the
-    misses' rows. Parallel: the scans in dynamically handed-out chunks, then the queue
-    and the compaction in serial passes in candidate order, so that both give the same
-    arrays (the queue: first-column hits, then the others)."""
+    """The bottom-up level (:func:`_bottom_up_range`). Parallel: the same over chunks of
+    the candidates, each into its own part of a scratch array, then the parts copied
+    into place in parallel, so that both give the same arrays."""
 
     def serial(indptr, indices, first, bits, next_bits, col_key, dist, parent, level, out_degree, in_degree,
                queue, cand, todo, n_todo, chunk):  # pragma: no cover - compiled
-        nxt = level + 1
-        one = np.uint64(1)
         next_bits[:] = 0
         every = n_todo < 0  # the first bottom-up level: the candidates are all of cand
         n_cand = cand.shape[0] if every else n_todo
-        # 1. Every candidate's first column, without a branch: whether it hits is a coin
-        # toss on a power-law graph, and a mispredicted branch per candidate was 40 % of
-        # the first bottom-up level (RMAT 18: 0.78 -> 0.47 ms). Hits go to the queue,
-        # misses to todo (both in candidate order; todo's writes never overtake its
-        # reads). Every candidate has in-edges (cand lists those, todo keeps only them),
-        # so first[i] is a column; a check for -1 here cost another 0.1 ms.
-        reached = 0
-        miss = 0
-        src = cand if every else todo
-        for k in range(n_cand):
-            i = src[k]
-            c = first[i]
-            waiting = np.int64(dist[i] < 0)
-            hit = np.int64((bits[c >> 6] >> np.uint64(c & 63)) & one) & waiting
-            queue[reached] = i
-            reached += hit
-            todo[miss] = i
-            miss += waiting - hit
-        out_e = 0
-        in_e = 0
-        for q in range(reached):
-            i = queue[q]
-            dist[i] = nxt
-            parent[i] = first[i]
-            next_bits[i >> 6] |= one << np.uint64(i & 63)
-            out_e += _bfs_out_degree(out_degree, in_degree, i)
-            in_e += in_degree[i]
-        examined = reached
-        # 2. The misses' rows, from their second column; rows are sorted by key, so the
-        # first hit is the parent. The still unreached stay in todo.
-        kept = 0
-        for k in range(miss):
-            i = todo[k]
-            hit = _bfs_rest_hit(indptr, indices, bits, i)
-            if hit >= 0:
-                dist[i] = nxt
-                parent[i] = indices[hit]
-                queue[reached] = i
-                next_bits[i >> 6] |= one << np.uint64(i & 63)
-                reached += 1
-                out_e += _bfs_out_degree(out_degree, in_degree, i)
-                in_e += in_degree[i]
-                examined += hit - indptr[i] + 1
-            else:
-                examined += in_degree[i]
-                todo[kept] = i
-                kept += 1
+        c = np.empty(6, dtype=np.int64)
+        _bottom_up_range(indptr, indices, first, bits, next_bits, dist, parent, level + 1, out_degree, in_degree,
+                         cand if every else todo, 0, n_cand, queue, 0, todo, 0, todo, 0, c)
         out = np.empty(6, dtype=np.int64)
-        out[0] = reached
-        out[1] = out_e
-        out[2] = in_e
-        out[3] = examined
-        out[4] = reached
-        out[5] = kept
+        out[0] = c[1]
+        out[1] = c[3]
+        out[2] = c[4]
+        out[3] = c[5]
+        out[4] = c[1]
+        out[5] = c[2]
         return out
 
     def par(indptr, indices, first, bits, next_bits, col_key, dist, parent, level, out_degree, in_degree,
             queue, cand, todo, n_todo, chunk):  # pragma: no cover - compiled
-        nxt = level + 1
-        one = np.uint64(1)
-        next_bits[:] = 0
         every = n_todo < 0
         n_cand = cand.shape[0] if every else n_todo
-        n_chunks = (n_cand + chunk - 1) // chunk
-        counts = np.zeros((n_chunks, 4), dtype=np.int64)
+        src = cand if every else todo
+        n_chunks = max(1, (n_cand + chunk - 1) // chunk)
+        # Chunk bounds moved up to the next vertex whose bit is in another word than the
+        # previous candidate's: candidates increase, so no two chunks set bits in one
+        # word of next_bits.
+        bound = np.empty(n_chunks + 1, dtype=np.int64)
+        bound[0] = 0
+        for b in range(1, n_chunks):
+            k = max(b * chunk, bound[b - 1])
+            while 0 < k < n_cand and (src[k] >> 6) == (src[k - 1] >> 6):
+                k += 1
+            bound[b] = min(k, n_cand)
+        bound[n_chunks] = n_cand
+        next_bits[:] = 0
+        # each chunk's reached (then its kept) in its own slice of the scratch array
+        scratch = np.empty(2 * n_cand, dtype=queue.dtype)
+        counts = np.zeros((n_chunks, 6), dtype=np.int64)
         for b in prange(n_chunks):
-            reached = 0
-            out_e = 0
-            in_e = 0
-            examined = 0
-            for k in range(b * chunk, min(n_cand, (b + 1) * chunk)):
-                i = cand[k] if every else todo[k]
-                if dist[i] >= 0:
-                    continue
-                c, at = _bfs_first_hit(indptr, indices, first, bits, i)
-                if c >= 0:
-                    dist[i] = nxt
-                    parent[i] = c
-                    reached += 1
-                    out_e += _bfs_out_degree(out_degree, in_degree, i)
-                    in_e += in_degree[i]
-                    examined += at + 1
-                else:
-                    examined += in_degree[i]
-            counts[b, 0] = reached
-            counts[b, 1] = out_e
-            counts[b, 2] = in_e
-            counts[b, 3] = examined
-        # the queue as the serial loop fills it: the first-column hits, then the others
-        q = 0
-        for k in range(n_cand):
-            i = cand[k] if every else todo[k]
-            if dist[i] == nxt and parent[i] == first[i]:
-                queue[q] = i
-                q += 1
+            lo = bound[b]
+            _bottom_up_range(indptr, indices, first, bits, next_bits, dist, parent, level + 1, out_degree,
+                             in_degree, src, lo, bound[b + 1], scratch, lo, todo, lo, scratch, n_cand + lo,
+                             counts[b])
+        # where each chunk's parts go: all first-column hits, then the others; the kept in order
+        at = np.zeros((n_chunks, 3), dtype=np.int64)
+        hits = 0
         kept = 0
-        for k in range(n_cand):
-            i = cand[k] if every else todo[k]
-            d = dist[i]
-            if d == nxt:
-                if parent[i] != first[i]:
-                    queue[q] = i
-                    q += 1
-                next_bits[i >> 6] |= one << np.uint64(i & 63)
-            elif d < 0 and first[i] >= 0:
-                todo[kept] = i
-                kept += 1
+        for b in range(n_chunks):
+            at[b, 0] = hits
+            at[b, 2] = kept
+            hits += counts[b, 0]
+            kept += counts[b, 2]
+        reached = hits
+        for b in range(n_chunks):
+            at[b, 1] = reached
+            reached += counts[b, 1] - counts[b, 0]
+        for b in prange(n_chunks):
+            lo = bound[b]
+            h = counts[b, 0]
+            for j in range(h):
+                queue[at[b, 0] + j] = scratch[lo + j]
+            for j in range(counts[b, 1] - h):
+                queue[at[b, 1] + j] = scratch[lo + h + j]
+            for j in range(counts[b, 2]):
+                todo[at[b, 2] + j] = scratch[n_cand + lo + j]
         out = np.zeros(6, dtype=np.int64)
         for b in range(n_chunks):
-            for t in range(4):
-                out[t] += counts[b, t]
-        out[4] = q
+            out[0] += counts[b, 1]
+            out[1] += counts[b, 3]
+            out[2] += counts[b, 4]
+            out[3] += counts[b, 5]
+        out[4] = reached
         out[5] = kept
         return out
 
@@ -1025,10 +1026,9 @@ def bfs_bottom_up(indptr: np.ndarray, indices: np.ndarray, first: np.ndarray, bi
     n_cand = cand.shape[0] if n_todo < 0 else n_todo
     if indices.shape[0] < PARALLEL_MIN_EDGES or n_cand < BOTTOM_UP_PARALLEL_MIN or numba.get_num_threads() == 1:
         return _BOTTOM_UP[False](*args)
-    # chunks one at a time (dynamic schedule): on a shared node a thread that loses its
-    # core leaves its remaining chunks to the others
-    with numba.parallel_chunksize(1):
-        return _BOTTOM_UP[True](*args)
+    # numba's static schedule: a dynamic one (parallel_chunksize(1)) made the level 1.7x
+    # slower under the OpenMP layer (RMAT 18, 2 threads)
+    return _BOTTOM_UP[True](*args)
 
 
 @njit(cache=True)
