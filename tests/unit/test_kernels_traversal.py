@@ -169,6 +169,18 @@ def test_bfs_small_kernels(k):
     assert np.array_equal(k.bfs_parent_ids(dist, parent, ids), [-1, parent[1] * 10, -1, parent[3] * 10])
 
 
+def test_parent_ids_parallel_variant_matches():
+    rng = np.random.default_rng(4)
+    dist = rng.integers(-1, 4, 5000).astype(np.int64)
+    parent = rng.integers(0, 7000, 5000).astype(np.int32)
+    ids = rng.permutation(7000).astype(np.int64) * 3
+    got = [np.empty(5000, dtype=np.int64) for _ in range(2)]
+    for par, out in zip((False, True), got):
+        nb._PARENT_IDS[par](dist, parent, ids, out)
+    assert np.array_equal(got[0], got[1])
+    assert np.array_equal(got[0], ref.bfs_parent_ids(dist, parent, ids))
+
+
 def test_bottom_up_parallel_variant_matches(monkeypatch):
     s = bfs_setup(3, n_owned=400, n_ghost=100, m=5000)
     n_owned, n_local, rows = s["indptr"].shape[0] - 1, s["n_local"], s["rows"]
