@@ -11,14 +11,16 @@ stored order, and no ``fastmath``, so results are bit-identical to the reference
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 __all__ = ["NAME", "spmv_csr", "make_pull", "blocked_pull", "scale_by", "pagerank_update", "pagerank_step",
            "fixed_point_limbs", "max_abs", "transpose_csr", "nonzero_positions", "bfs_sort_rows", "bfs_bitmap",
            "bfs_flags", "bfs_owned_bits", "bit_positions", "frontier_publish", "frontier_gather",
            "frontier_unpack", "bfs_parent_ids",
-           "bfs_top_down", "bfs_bottom_up", "local_components", "cc_min_neighbour", "cc_combine", "sssp_buckets",
-           "sssp_publish", "sssp_relax", "sssp_edge_kinds", "NO_BUCKET"]
+           "bfs_top_down", "bfs_bottom_up", "local_components", "cc_min_neighbour", "cc_combine", "pending_bits",
+           "sssp_buckets", "sssp_publish", "sssp_relax", "sssp_edge_kinds", "NO_BUCKET"]
 
 NAME = "numba"
 
@@ -1119,14 +1121,44 @@ def _bucket_of(d, delta):  # pragma: no cover - compiled
     return np.int64(4611686018427387904)
 
 
+@intrinsic
+def _trailing_zeros(typingctx, x):  # pragma: no cover - compiled
+    """The index of the lowest set bit of a non-zero integer (LLVM's ``cttz``)."""
+    if not isinstance(x, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
+
+    return x(x), codegen
+
+
 @njit(cache=True)
-def _sssp_buckets(dist, pending, delta):  # pragma: no cover - compiled
+def _pending_bits(pending, out):  # pragma: no cover - compiled
+    for i in range(pending.shape[0]):
+        if pending[i] != 0:
+            out[i >> 6] |= np.uint64(1) << np.uint64(i & 63)
+
+
+def pending_bits(pending: np.ndarray) -> np.ndarray:
+    """The bitmap of the vertices with pending bits (see numpy_ref.pending_bits)."""
+    out = np.zeros((pending.shape[0] + 63) // 64, dtype=np.uint64)
+    _pending_bits(pending, out)
+    return out
+
+
+@njit(cache=True)
+def _sssp_buckets(dist, pending, delta, pbits):  # pragma: no cover - compiled
     out = np.empty(2, dtype=np.int64)
     out[0] = 4611686018427387904
     out[1] = 4611686018427387904
-    for i in range(dist.shape[0]):
-        p = pending[i]
-        if p != 0:
+    one = np.uint64(1)
+    for w in range(pbits.shape[0]):
+        x = pbits[w]
+        while x:
+            i = (w << 6) + np.int64(_trailing_zeros(x))
+            x &= x - one
+            p = pending[i]
             b = _bucket_of(dist[i], delta)
             if (p & 1) != 0 and b < out[0]:
                 out[0] = b
@@ -1135,32 +1167,45 @@ def _sssp_buckets(dist, pending, delta):  # pragma: no cover - compiled
     return out
 
 
-def sssp_buckets(dist: np.ndarray, pending: np.ndarray, delta: float) -> np.ndarray:
-    """Smallest bucket with a pending light / heavy relaxation (int64[2], NO_BUCKET where none)."""
-    return _sssp_buckets(dist, pending, float(delta))
+def sssp_buckets(dist: np.ndarray, pending: np.ndarray, delta: float, pbits: np.ndarray) -> np.ndarray:
+    """Smallest bucket with a pending light / heavy relaxation (int64[2], NO_BUCKET where
+    none), over the vertices the bitmap ``pbits`` marks (see numpy_ref.sssp_buckets)."""
+    return _sssp_buckets(dist, pending, float(delta), pbits)
 
 
 @njit(cache=True)
-def _sssp_publish(dist, pending, delta, bucket, bit, pub, cols):  # pragma: no cover - compiled
+def _sssp_publish(dist, pending, delta, bucket, bit, pub, cols, n_prev, pbits):  # pragma: no cover - compiled
+    for k in range(n_prev):
+        pub[cols[k]] = np.inf
     count = 0
+    one = np.uint64(1)
     clear = np.uint8(255 - bit)
-    for i in range(dist.shape[0]):
-        p = pending[i]
-        if (p & bit) != 0 and _bucket_of(dist[i], delta) <= bucket:
-            pub[i] = dist[i]
-            pending[i] = p & clear
-            cols[count] = i
-            count += 1
-        else:
-            pub[i] = np.inf
+    for w in range(pbits.shape[0]):
+        x = pbits[w]
+        left = x
+        while x:
+            b = _trailing_zeros(x)
+            x &= x - one
+            i = (w << 6) + np.int64(b)
+            p = pending[i]
+            if (p & bit) != 0 and _bucket_of(dist[i], delta) <= bucket:
+                pub[i] = dist[i]
+                p &= clear
+                pending[i] = p
+                cols[count] = i
+                count += 1
+                if p == 0:
+                    left &= ~(one << b)
+        pbits[w] = left
     return count
 
 
 def sssp_publish(dist: np.ndarray, pending: np.ndarray, delta: float, bucket: int, bit: int, pub: np.ndarray,
-                 cols: np.ndarray) -> int:
+                 cols: np.ndarray, n_prev: int, pbits: np.ndarray) -> int:
     """Select a delta-stepping phase's frontier into ``pub`` and ``cols`` and clear its
     pending ``bit`` (see numpy_ref.sssp_publish)."""
-    return int(_sssp_publish(dist, pending, float(delta), np.int64(bucket), np.uint8(bit), pub, cols))
+    return int(_sssp_publish(dist, pending, float(delta), np.int64(bucket), np.uint8(bit), pub, cols,
+                             np.int64(n_prev), pbits))
 
 
 @njit(cache=True)
@@ -1181,7 +1226,7 @@ def sssp_edge_kinds(t_indptr: np.ndarray, t_weights: np.ndarray, delta: float) -
 
 
 @njit(cache=True)
-def _sssp_relax(t_indptr, t_rows, t_weights, pub, cols, dist, delta, light, pending, kinds):  # pragma: no cover
+def _sssp_relax(t_indptr, t_rows, t_weights, pub, cols, dist, delta, light, pending, kinds, pbits):  # pragma: no cover
     relaxed = 0
     for k in range(cols.shape[0]):
         c = cols[k]
@@ -1194,15 +1239,19 @@ def _sssp_relax(t_indptr, t_rows, t_weights, pub, cols, dist, delta, light, pend
                 nd = x + w
                 if nd < dist[v]:
                     dist[v] = nd
-                    pending[v] |= kinds[v]
+                    p = pending[v] | kinds[v]
+                    pending[v] = p
+                    pbits[v >> 6] |= np.uint64(p != 0) << np.uint64(v & 63)
     return relaxed
 
 
 def sssp_relax(t_indptr: np.ndarray, t_rows: np.ndarray, t_weights: np.ndarray, pub: np.ndarray,
                cols: np.ndarray, dist: np.ndarray, delta: float, light: bool, pending: np.ndarray,
-               kinds: np.ndarray) -> int:
-    """Relax the light or heavy out-edges of the columns ``cols``; returns edges relaxed."""
-    return int(_sssp_relax(t_indptr, t_rows, t_weights, pub, cols, dist, float(delta), bool(light), pending, kinds))
+               kinds: np.ndarray, pbits: np.ndarray) -> int:
+    """Relax the light or heavy out-edges of the columns ``cols``; returns edges relaxed
+    (see numpy_ref.sssp_relax)."""
+    return int(_sssp_relax(t_indptr, t_rows, t_weights, pub, cols, dist, float(delta), bool(light), pending, kinds,
+                           pbits))
 
 
 # ----------------------------------------------------------------------------- halo messages

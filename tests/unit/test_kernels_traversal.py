@@ -253,27 +253,39 @@ def test_sssp_phase_identical(seed):
         outs = []
         for k in (ref, nb):
             d, pend = dist0.copy(), pending0.copy()
-            buckets = k.sssp_buckets(d, pend, delta)
+            pbits = k.pending_bits(pend)
+            assert np.array_equal(as_bools(pbits, n_owned), pend != 0)
+            buckets = k.sssp_buckets(d, pend, delta, pbits)
             pub = np.full(n_local, np.inf)
             pub[n_owned:] = np.where(rng.random(n_local - n_owned) < 0.3, 1.5, np.inf) if k is ref else outs[0][2][n_owned:]
             b = int(buckets[0 if bit == 1 else 1])
             owned = np.full(n_owned, -1, dtype=np.int64)
-            active = k.sssp_publish(d, pend, delta, b, bit, pub, owned)
+            owned[:3] = [0, 1, 2]  # the previous phase's frontier, which goes back to inf
+            pub[:3] = 9.0
+            active = k.sssp_publish(d, pend, delta, b, bit, pub, owned, 3, pbits)
             cols = k.nonzero_positions(pub != np.inf)
             assert np.array_equal(owned[:active], cols[cols < n_owned])  # the owned frontier, increasing
+            assert np.array_equal(as_bools(pbits, n_owned), pend != 0)
             kinds = k.sssp_edge_kinds(t_indptr, t_w, delta)
-            relaxed = k.sssp_relax(t_indptr, t_rows, t_w, pub, cols, d, delta, bit == 1, pend, kinds)
-            outs.append((buckets, active, pub, cols, relaxed, d, pend, kinds))
+            relaxed = k.sssp_relax(t_indptr, t_rows, t_w, pub, cols, d, delta, bit == 1, pend, kinds, pbits)
+            assert np.array_equal(as_bools(pbits, n_owned), pend != 0)
+            outs.append((buckets, active, pub, cols, relaxed, d, pend, kinds, pbits))
         for x, y in zip(*outs):
             assert np.array_equal(x, y)
-        buckets, active, pub, cols, relaxed, d, pend, kinds = outs[0]
+        buckets, active, pub, cols, relaxed, d, pend, kinds, pbits = outs[0]
         assert (d <= dist0).all() and ((pend & kinds[:n_owned])[d < dist0] == kinds[:n_owned][d < dist0]).all()
+        # the buckets are the minima over the vertices with each kind pending
+        bk = np.floor(dist0 / delta)
+        for i, kind in enumerate((1, 2)):
+            sel = (pending0 & kind) != 0
+            assert buckets[i] == (bk[sel].min() if sel.any() else nb.NO_BUCKET)
         for c in range(n_local):  # the kinds of each row's edges
             w_row = t_w[t_indptr[c]:t_indptr[c + 1]]
             assert kinds[c] == (1 if (w_row <= delta).any() else 0) | (2 if (w_row > delta).any() else 0)
     empty = np.zeros(0)
-    assert np.array_equal(nb.sssp_buckets(empty, empty.astype(np.uint8), 1.0), [nb.NO_BUCKET, nb.NO_BUCKET])
-    assert np.array_equal(ref.sssp_buckets(empty, empty.astype(np.uint8), 1.0), [ref.NO_BUCKET, ref.NO_BUCKET])
+    for k in (ref, nb):
+        got = k.sssp_buckets(empty, empty.astype(np.uint8), 1.0, np.zeros(0, dtype=np.uint64))
+        assert np.array_equal(got, [k.NO_BUCKET, k.NO_BUCKET])
 
 
 def as_bools(words: np.ndarray, n: int) -> np.ndarray:
