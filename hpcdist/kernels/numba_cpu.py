@@ -800,7 +800,7 @@ def bfs_parent_ids(dist: np.ndarray, parent: np.ndarray, col_ids: np.ndarray) ->
     out = np.empty(dist.shape[0], dtype=np.int64)
     # a pass at the memory's speed, which a second thread about halves (RMAT 18, one
     # rank: 0.24-0.31 ms on one thread, 0.14-0.16 on two)
-    _PARENT_IDS[dist.shape[0] >= BOTTOM_UP_PARALLEL_MIN and numba.get_num_threads() > 1](dist, parent, col_ids, out)
+    _PARENT_IDS[dist.shape[0] >= PASS_PARALLEL_MIN and numba.get_num_threads() > 1](dist, parent, col_ids, out)
     return out
 
 
@@ -860,6 +860,8 @@ BOTTOM_UP_CHUNK = 4096
 #: Fewer candidates than this run on one thread: a parallel region costs more than the
 #: work, and on a shared node a descheduled thread stalls the whole region.
 BOTTOM_UP_PARALLEL_MIN = 1 << 16
+#: A pass over fewer vertices than this runs on one thread (as above).
+PASS_PARALLEL_MIN = 1 << 16
 
 
 @njit(cache=True, inline="always")
