@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["NAME", "spmv_csr", "make_pull", "scale_by", "pagerank_update", "pagerank_step", "fixed_point_limbs",
-           "max_abs", "transpose_csr", "nonzero_positions", "bfs_sort_rows", "bfs_bitmap", "bfs_flags",
+           "max_abs", "transpose_csr", "nonzero_positions", "int64_full", "bfs_sort_rows", "bfs_bitmap", "bfs_flags",
            "bfs_owned_bits", "bit_positions", "frontier_publish", "frontier_gather",
            "frontier_unpack", "bfs_parent_ids", "bfs_top_down",
            "bfs_bottom_up", "local_components", "cc_min_neighbour", "cc_combine", "pending_bits", "sssp_buckets",
@@ -208,6 +208,12 @@ def transpose_csr(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray |
 def nonzero_positions(flags: np.ndarray) -> np.ndarray:
     """Indices of the non-zero items of ``flags`` (int64, increasing)."""
     return np.flatnonzero(flags).astype(np.int64, copy=False)
+
+
+def int64_full(n: int, value: int) -> np.ndarray:
+    """A new int64 array of ``n`` items, each ``value`` (``np.full``; the compiled kernel
+    fills large arrays on the rank's threads)."""
+    return np.full(n, value, dtype=np.int64)
 
 
 def bfs_sort_rows(indptr: np.ndarray, indices: np.ndarray, col_key: np.ndarray) -> np.ndarray:

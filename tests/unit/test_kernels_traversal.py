@@ -169,6 +169,15 @@ def test_bfs_small_kernels(k):
     assert np.array_equal(k.bfs_parent_ids(dist, parent, ids), [-1, parent[1] * 10, -1, parent[3] * 10])
 
 
+def test_int64_full_on_threads_and_not():
+    for n in (0, 5, nb.PASS_PARALLEL_MIN + 3):
+        got = nb.int64_full(n, -7)
+        assert got.dtype == np.int64 and np.array_equal(got, ref.int64_full(n, -7))
+    out = np.zeros(1000, dtype=np.int64)
+    nb._fill_parallel(out, np.int64(-1))  # the threaded fill, whatever this rank's thread count
+    assert (out == -1).all()
+
+
 def test_parent_ids_parallel_variant_matches():
     rng = np.random.default_rng(4)
     dist = rng.integers(-1, 4, 5000).astype(np.int64)

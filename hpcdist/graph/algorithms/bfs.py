@@ -173,7 +173,7 @@ class BFSProgram:
         # byte per vertex for the value exchanges. Alone, a rank has no ghost to fill.
         self.publishes_frontier = bool(frontier)
         self.exchanging = g.comm.Get_size() > 1 and not self.publishes_frontier
-        self.dist = np.full(g.n_owned, -1, dtype=np.int64)
+        self.dist = kernels.int64_full(g.n_owned, -1)
         self.parent = plan.parent  # read only where dist > 0, so never cleared
         self.bits, self.next_bits = plan.bits
         self.bits_ready = False  # whether a bottom-up level left the owned bits in self.bits
