@@ -12,11 +12,9 @@ import numpy as np
 
 __all__ = ["NAME", "spmv_csr", "make_pull", "scale_by", "pagerank_update", "pagerank_step", "fixed_point_limbs",
            "max_abs", "transpose_csr", "nonzero_positions", "int64_full", "bfs_sort_rows", "bfs_bitmap", "bfs_flags",
-           "bfs_owned_bits", "bit_positions", "frontier_publish", "frontier_gather",
-           "frontier_unpack", "bfs_parent_ids", "bfs_top_down",
-           "bfs_bottom_up", "local_components", "cc_min_neighbour", "cc_combine", "pending_bits", "sssp_buckets",
-           "sssp_publish",
-           "sssp_relax", "sssp_edge_kinds", "NO_BUCKET"]
+           "bfs_owned_bits", "bit_positions", "frontier_publish", "frontier_gather", "frontier_unpack",
+           "bfs_parent_ids", "bfs_top_down", "bfs_bottom_up", "local_components", "cc_min_neighbour", "cc_combine",
+           "pending_bits", "sssp_buckets", "sssp_publish", "sssp_relax", "sssp_edge_kinds", "NO_BUCKET"]
 
 NAME = "numpy"
 
