@@ -86,7 +86,11 @@ class VertexProgram(Protocol):
     name: str
 
     def exchange_values(self, superstep: int) -> np.ndarray | None:
-        """The local vector (owned then ghost slots) whose ghosts to fill now, or None."""
+        """The local vector (owned then ghost slots) whose ghosts to fill now, or None.
+
+        A program that fills its ghosts itself here (SSSP's frontier values) returns None
+        and may report the bytes as an attribute ``exchanged_bytes = (sent, plain)``, which
+        the superstep's metrics then show."""
 
     def compute(self, superstep: int) -> LocalStep:
         """Local work on owned vertices, reading ghost values."""
@@ -230,7 +234,9 @@ def run_bsp(
         value. ``auto`` (default): the optimizer for frontier programs
         (``exchange_binary``: bitmaps, 87 % fewer bytes on RMAT BFS), the plain exchange
         for value programs, where measured on shared memory the encoding cost more time
-        than the 7-30 % of bytes it saved (benchmarks/README.md). Results are identical.
+        than the 7-30 % of bytes it saved (benchmarks/README.md); programs that exchange
+        themselves (SSSP's frontier values, see ``exchange_values``) do so. Results are
+        identical.
     exchange_precision : {"float64", "float32"}
         ``float32`` (opt-in, for programs with ``exchange_lossy_ok``: PageRank): the
         published float64 values are rounded to float32 before every exchange, in place,
@@ -321,6 +327,8 @@ def run_bsp(
             elif values is not None and exchange == "dense" and not narrow:
                 graph.halo.exchange(values)
                 sent = dense = graph.halo.bytes_sent
+            elif values is None and hasattr(program, "exchanged_bytes"):  # the program exchanged itself
+                sent, dense = program.exchanged_bytes  # type: ignore[attr-defined]
             elif values is not None:
                 if sparse is None or sparse.plan is not graph.halo:  # a new plan (rebalanced graph): start afresh
                     if sparse is not None:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from mpi4py import MPI
 
     from hpcdist.graph.frontier_exchange import FrontierExchange
+    from hpcdist.graph.value_frontier import ValueFrontier
 
 __all__ = ["HaloLayout", "HaloPlan", "build_layout"]
 
@@ -148,6 +149,7 @@ class HaloPlan:
         self._reverse_comm: Any = None
         self._reverse_channels: dict[np.dtype, tuple[np.ndarray, np.ndarray, Any]] = {}
         self._frontier: Any = None
+        self._value_frontier: Any = None
         self.bytes_sent = 0
 
     @property
@@ -213,6 +215,15 @@ class HaloPlan:
 
             self._frontier = FrontierExchange(self)
         return self._frontier
+
+    def value_frontier(self) -> "ValueFrontier":
+        """The plan's frontier-values channel (:mod:`hpcdist.graph.value_frontier`), built
+        on first use (collective: every rank asks at the same point) and kept."""
+        if self._value_frontier is None:
+            from hpcdist.graph.value_frontier import ValueFrontier
+
+            self._value_frontier = ValueFrontier(self)
+        return self._value_frontier
 
     # -- reverse direction: ghost slots -> owners ----------------------------------------
     def _reverse_channel(self, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, Any]:
@@ -300,6 +311,9 @@ class HaloPlan:
         if self._frontier is not None:
             self._frontier.close()
             self._frontier = None
+        if self._value_frontier is not None:
+            self._value_frontier.close()
+            self._value_frontier = None
         for _, _, request in self._channels.values():
             if self._persistent:
                 request.Free()

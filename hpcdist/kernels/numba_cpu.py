@@ -18,7 +18,8 @@ from numba.extending import intrinsic
 __all__ = ["NAME", "spmv_csr", "make_pull", "blocked_pull", "scale_by", "pagerank_update", "pagerank_step",
            "fixed_point_limbs", "max_abs", "transpose_csr", "nonzero_positions", "int64_full", "bfs_sort_rows",
            "bfs_bitmap", "bfs_flags", "bfs_owned_bits", "bit_positions", "frontier_publish", "frontier_gather",
-           "frontier_unpack", "bfs_parent_ids", "bfs_top_down", "bfs_bottom_up", "local_components",
+           "frontier_unpack", "value_publish", "value_unpack", "bfs_parent_ids", "bfs_top_down", "bfs_bottom_up",
+           "local_components",
            "cc_min_neighbour", "cc_combine", "pending_bits", "sssp_buckets", "sssp_publish", "sssp_relax",
            "sssp_edge_kinds", "NO_BUCKET"]
 
@@ -797,6 +798,51 @@ def frontier_unpack(recv: np.ndarray, recv_word: np.ndarray, recv_count: np.ndar
                     n_owned: int) -> None:
     """The neighbours' bitmaps into the ghost bits (see numpy_ref.frontier_unpack)."""
     _frontier_unpack(recv, recv_word, recv_count, bits, np.int64(n_owned))
+
+
+@njit(cache=True)
+def _value_publish(send, counts, send_first, map_ptr, map_nb, map_place, bits, cols, n_cols):  # pragma: no cover
+    counts[:] = 0
+    for k in range(n_cols):
+        v = cols[k]
+        x = bits[v]
+        for p in range(map_ptr[v], map_ptr[v + 1]):
+            nb = map_nb[p]
+            at = 2 * (send_first[nb] + counts[nb])
+            send[at] = np.uint64(map_place[p])
+            send[at + 1] = x
+            counts[nb] += 1
+
+
+def value_publish(send: np.ndarray, counts: np.ndarray, send_first: np.ndarray, map_ptr: np.ndarray,
+                  map_nb: np.ndarray, map_place: np.ndarray, bits: np.ndarray, cols: np.ndarray,
+                  n_cols: int) -> None:
+    """The owned frontier's (place, value) pairs into the neighbours' parts (see numpy_ref.value_publish)."""
+    _value_publish(send, counts, send_first, map_ptr, map_nb, map_place, bits, cols, np.int64(n_cols))
+
+
+@njit(cache=True)
+def _value_unpack(recv, rcounts, recv_first, bits, n_owned, blank, ghosts, n_ghosts):  # pragma: no cover
+    for k in range(n_ghosts):
+        bits[ghosts[k]] = blank
+    n = 0
+    for nb in range(rcounts.shape[0]):
+        base = 2 * recv_first[nb]
+        slot = n_owned + recv_first[nb]
+        for j in range(rcounts[nb]):
+            col = slot + np.int64(recv[base + 2 * j])
+            bits[col] = recv[base + 2 * j + 1]
+            ghosts[n] = col
+            n += 1
+    return n
+
+
+def value_unpack(recv: np.ndarray, rcounts: np.ndarray, recv_first: np.ndarray, bits: np.ndarray, n_owned: int,
+                 blank: np.uint64, ghosts: np.ndarray, n_ghosts: int) -> int:
+    """The neighbours' pairs into the ghost slots, after blanking the previous ones (see
+    numpy_ref.value_unpack)."""
+    return int(_value_unpack(recv, rcounts, recv_first, bits, np.int64(n_owned), np.uint64(blank), ghosts,
+                             np.int64(n_ghosts)))
 
 
 def _make_parent_ids(parallel: bool):

@@ -13,7 +13,7 @@ import numpy as np
 __all__ = ["NAME", "spmv_csr", "make_pull", "scale_by", "pagerank_update", "pagerank_step", "fixed_point_limbs",
            "max_abs", "transpose_csr", "nonzero_positions", "int64_full", "bfs_sort_rows", "bfs_bitmap", "bfs_flags",
            "bfs_owned_bits", "bit_positions", "frontier_publish", "frontier_gather", "frontier_unpack",
-           "bfs_parent_ids", "bfs_top_down", "bfs_bottom_up", "local_components", "cc_min_neighbour", "cc_combine",
+           "value_publish", "value_unpack", "bfs_parent_ids", "bfs_top_down", "bfs_bottom_up", "local_components", "cc_min_neighbour", "cc_combine",
            "pending_bits", "sssp_buckets", "sssp_publish", "sssp_relax", "sssp_edge_kinds", "NO_BUCKET"]
 
 NAME = "numpy"
@@ -306,6 +306,51 @@ def frontier_unpack(recv: np.ndarray, recv_word: np.ndarray, recv_count: np.ndar
         at += c
     dense[at:] = 0
     bits[:] = np.packbits(dense, bitorder="little").view(np.uint64)
+
+
+def value_publish(send: np.ndarray, counts: np.ndarray, send_first: np.ndarray, map_ptr: np.ndarray,
+                  map_nb: np.ndarray, map_place: np.ndarray, bits: np.ndarray, cols: np.ndarray,
+                  n_cols: int) -> None:
+    """The owned frontier ``cols[:n_cols]`` as (place, value) pairs for the neighbours
+    (:mod:`hpcdist.graph.value_frontier`).
+
+    ``map_ptr``/``map_nb``/``map_place``: for each owned vertex, the neighbours whose send
+    lists hold it and its place there. Neighbour ``nb``'s pairs go to
+    ``send[2 * send_first[nb]:]`` as (place, ``bits[v]``) in uint64 (``bits``: the values'
+    bit patterns), in frontier order; ``counts[nb]`` gets their number.
+    """
+    cols = cols[:n_cols].astype(np.int64)
+    lengths = map_ptr[cols + 1] - map_ptr[cols]
+    at = np.repeat(map_ptr[cols], lengths) + np.arange(int(lengths.sum())) - np.repeat(
+        np.cumsum(lengths) - lengths, lengths)
+    vertex = np.repeat(cols, lengths)
+    nb = map_nb[at]
+    order = np.argsort(nb, kind="stable")
+    nb, at, vertex = nb[order], at[order], vertex[order]
+    counts[:] = np.bincount(nb, minlength=counts.shape[0])
+    rank_in = np.arange(nb.shape[0]) - (np.cumsum(counts) - counts)[nb]
+    where = 2 * (send_first[nb] + rank_in)
+    send[where] = map_place[at].astype(np.uint64)
+    send[where + 1] = bits[vertex]
+
+
+def value_unpack(recv: np.ndarray, rcounts: np.ndarray, recv_first: np.ndarray, bits: np.ndarray, n_owned: int,
+                 blank: np.uint64, ghosts: np.ndarray, n_ghosts: int) -> int:
+    """The neighbours' (place, value) pairs into the ghost slots of ``bits``.
+
+    The slots ``ghosts[:n_ghosts]`` (local columns) first get ``blank``; neighbour ``nb``'s
+    ``rcounts[nb]`` pairs, at ``recv[2 * recv_first[nb]:]``, go to the local columns
+    ``n_owned + recv_first[nb] + place``, which are written to ``ghosts`` in the order
+    received. Returns their number.
+    """
+    bits[ghosts[:n_ghosts]] = blank
+    nb = np.repeat(np.arange(rcounts.shape[0]), rcounts)
+    j = np.arange(nb.shape[0]) - np.repeat(np.cumsum(rcounts) - rcounts, rcounts)
+    base = 2 * (recv_first[nb] + j)
+    col = n_owned + recv_first[nb] + recv[base].astype(np.int64)
+    bits[col] = recv[base + 1]
+    ghosts[: col.shape[0]] = col
+    return int(col.shape[0])
 
 
 def bfs_parent_ids(dist: np.ndarray, parent: np.ndarray, col_ids: np.ndarray) -> np.ndarray:

@@ -124,6 +124,18 @@ def test_dense_bytes_are_send_counts_times_itemsize(comm):
                 # message, every level, in one round without headers
                 bitmap = sum((c + 7) // 8 for c in sizes)
                 assert all(m.bytes_sent == bitmap for m in b.run.metrics)
+            # SSSP: the plain exchange's figure is 8 bytes per ghost copy in every mode; auto
+            # sends one count per neighbour and a 16-byte (place, value) pair per frontier
+            # copy (hpcdist.graph.value_frontier), at most the whole send list
+            sp = sssp(g, 3, exchange=mode)
+            assert all(m.bytes_dense == 8 * send_total for m in sp.run.metrics)
+            if mode == "auto" and comm.size > 1:
+                for m in sp.run.metrics:
+                    pairs, rest = divmod(m.bytes_sent - 8 * neighbours, 16)
+                    assert rest == 0 and 0 <= pairs <= send_total
+                assert sum(m.bytes_sent for m in sp.run.metrics) < sum(m.bytes_dense for m in sp.run.metrics)
+            elif mode == "dense":
+                assert all(m.bytes_sent == 8 * send_total for m in sp.run.metrics)
 
 
 def expected_message_bytes(n, k, max_gap, xor_bytes):

@@ -369,3 +369,44 @@ def test_frontier_unpack_overwrites_ghost_bits_and_keeps_owned_ones(k, n_owned):
     got = as_bools(bits, n_local)
     assert np.array_equal(np.flatnonzero(got[:n_owned]), queue)
     assert np.array_equal(got[n_owned:], np.concatenate(want))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_value_frontier_kernels_identical_and_round_trip(seed):
+    # a send list over 3 neighbours; each owned vertex on 0-3 of them (hpcdist.graph.value_frontier)
+    rng = np.random.default_rng(seed)
+    n_owned, n_nb = 40, 3
+    lists = [np.sort(rng.choice(n_owned, size=int(rng.integers(5, 20)), replace=False)) for _ in range(n_nb)]
+    counts_all = np.array([x.shape[0] for x in lists])
+    send_index = np.concatenate(lists)
+    first = np.concatenate([[0], np.cumsum(counts_all)[:-1]])
+    owner_nb = np.repeat(np.arange(n_nb), counts_all)
+    place = np.arange(send_index.shape[0]) - first[owner_nb]
+    order = np.argsort(send_index, kind="stable")
+    map_ptr = np.zeros(n_owned + 1, dtype=np.int64)
+    np.cumsum(np.bincount(send_index, minlength=n_owned), out=map_ptr[1:])
+    values = rng.random(n_owned)
+    cols = rng.permutation(n_owned)[: int(rng.integers(0, n_owned))].astype(np.int64)
+    got = []
+    for k in (ref, nb):
+        send = np.zeros(2 * send_index.shape[0], dtype=np.uint64)
+        counts = np.full(n_nb, 99, dtype=np.int64)
+        k.value_publish(send, counts, first, map_ptr, owner_nb[order], place[order], values.view(np.uint64), cols,
+                        cols.shape[0])
+        # the receiver: the same lists as its ghosts, in the same order, after n_owned owned slots
+        recv_vals = np.full(n_owned + send_index.shape[0], np.inf)
+        recv_vals[n_owned + 5] = 7.0  # written by the previous exchange: back to the blank value
+        ghosts = np.full(send_index.shape[0], -1, dtype=np.int64)
+        ghosts[0] = n_owned + 5
+        blank = np.array([np.inf]).view(np.uint64)[0]
+        n = k.value_unpack(send, counts, first, recv_vals.view(np.uint64), n_owned, blank, ghosts, 1)
+        got.append((send, counts, recv_vals, ghosts[:n]))
+        # exactly the frontier's copies arrive, each at its ghost slot
+        in_front = np.isin(send_index, cols)
+        assert np.array_equal(counts, np.bincount(owner_nb[in_front], minlength=n_nb))
+        expect = np.full(n_owned + send_index.shape[0], np.inf)
+        expect[n_owned + np.flatnonzero(in_front)] = values[send_index[in_front]]
+        assert np.array_equal(recv_vals, expect)
+        assert np.array_equal(np.sort(ghosts[:n]), n_owned + np.flatnonzero(in_front))
+    for x, y in zip(*got):
+        assert np.array_equal(x, y)

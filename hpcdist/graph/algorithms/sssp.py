@@ -120,7 +120,7 @@ class SSSPProgram:
     name = "sssp"
 
     def __init__(self, graph: "DistGraph", kernels: ModuleType, source_local: int, delta: float,
-                 weights: np.ndarray, weighted: bool = True) -> None:
+                 weights: np.ndarray, weighted: bool = True, exchange: str = "auto") -> None:
         g = self.graph = graph
         self.k = kernels
         self.delta = float(delta)
@@ -143,6 +143,15 @@ class SSSPProgram:
         self.pub = np.full(g.n_local, np.inf)
         self.cols = np.empty(g.n_owned, dtype=np.int64)  # the owned part of the phase's frontier
         self.active = 0
+        # With ``exchange="auto"`` the program sends its frontier's values itself, as
+        # (place, value) pairs (hpcdist.graph.value_frontier): the engine's plain exchange
+        # would send every ghost's value every phase. ``ghosts[:n_ghosts]`` are the ghost
+        # columns the last exchange wrote (the rest hold inf).
+        self.channel = g.halo.value_frontier() if exchange == "auto" and g.comm.Get_size() > 1 else None
+        self.ghosts = np.empty(g.n_local - g.n_owned, dtype=np.int64)
+        self.n_ghosts = 0
+        #: (bytes sent, bytes of the plain exchange) of the last phase, when the program exchanges itself
+        self.exchanged_bytes = (0, 0)
         self.relaxed = 0
         self.interior_relaxed: int | None = None  # edges compute_interior relaxed this phase
         self.phase_counts = {LIGHT: 0, HEAVY: 0}
@@ -153,6 +162,12 @@ class SSSPProgram:
                            self.dist, self.delta, True, self.pending, self.kinds, self.pbits)
         kernels.sssp_publish(self.dist[:0], self.pending[:0], self.delta, 0, LIGHT, self.pub, self.cols, 0,
                              self.pbits[:0])
+        if self.channel is not None:
+            ch = self.channel
+            kernels.value_publish(ch.send, ch.counts[:0], ch.send_first, ch.map_ptr, ch.map_nb, ch.map_place,
+                                  self.pub.view(np.uint64), self.cols, 0)
+            kernels.value_unpack(ch.recv, ch.rcounts[:0], ch.recv_first, self.pub.view(np.uint64), g.n_owned,
+                                 np.uint64(0), self.ghosts, 0)
         self.warm_up_seconds = time.perf_counter() - t0
         self._decide()
 
@@ -189,10 +204,15 @@ class SSSPProgram:
                     f"fall past the last of the 2^62 buckets ({far / self.delta:.3g}); use a delta of at least "
                     f"{far / 2.0**60:.3g}, or leave it out for the automatic one")
 
-    def exchange_values(self, superstep: int) -> np.ndarray:
+    def exchange_values(self, superstep: int) -> np.ndarray | None:
         self.active = self.k.sssp_publish(self.dist, self.pending, self.delta, self.bucket, self.phase, self.pub,
                                           self.cols, self.active, self.pbits)
-        return self.pub
+        if self.channel is None:
+            return self.pub
+        self.n_ghosts = self.channel.exchange(self.pub, self.cols, self.active, np.inf, self.ghosts, self.n_ghosts,
+                                              self.k)
+        self.exchanged_bytes = (self.channel.bytes_sent, self.channel.dense_bytes)
+        return None
 
     def compute_interior(self, superstep: int) -> None:
         """Relax the owned published vertices' edges while the ghosts' values are in flight.
@@ -208,7 +228,10 @@ class SSSPProgram:
         k, g = self.k, self.graph
         no = g.n_owned
         # the ghosts the exchange filled (none alone), after the owned frontier
-        ghosts = k.nonzero_positions(self.pub[no:] != np.inf) + no if g.n_local > no else self.cols[:0]
+        if self.channel is not None:
+            ghosts = self.ghosts[: self.n_ghosts]
+        else:
+            ghosts = k.nonzero_positions(self.pub[no:] != np.inf) + no if g.n_local > no else self.cols[:0]
         if self.interior_relaxed is not None:
             cols = ghosts
             relaxed = self.interior_relaxed
@@ -238,8 +261,9 @@ class SSSPProgram:
         self.dist = np.array(state["dist"], dtype=np.float64)
         self.pending = np.array(state["pending"], dtype=np.uint8)
         self.pbits = self.k.pending_bits(self.pending)
-        self.pub[: self.graph.n_owned] = np.inf
+        self.pub[:] = np.inf
         self.active = 0
+        self.n_ghosts = 0
         self.delta = float(scalars["delta"])
         self.phase, self.bucket = int(scalars["phase"]), int(scalars["bucket"])
         self.done = bool(scalars["done"])
@@ -285,7 +309,9 @@ def sssp(
     resume : Resume, optional
         Continue from a checkpoint's state (see :class:`hpcdist.graph.bsp.Resume`).
     exchange : {"auto", "sparse", "dense"}
-        The halo exchange (see :func:`hpcdist.graph.bsp.run_bsp`); identical results.
+        The halo exchange; identical results. ``auto``: each phase's frontier values alone,
+        as (place, value) pairs (:mod:`hpcdist.graph.value_frontier`); ``dense`` and
+        ``sparse``: the engine's exchanges (see :func:`hpcdist.graph.bsp.run_bsp`).
 
     Returns
     -------
@@ -311,7 +337,7 @@ def sssp(
         # a pass over every weight: once per graph
         delta = graph.derived(("auto_delta", use_weights),
                               lambda: auto_delta(graph, graph.in_weights if use_weights else None, kernels))
-    program = SSSPProgram(graph, kernels, src_local, float(delta), t_weights, use_weights)
+    program = SSSPProgram(graph, kernels, src_local, float(delta), t_weights, use_weights, exchange=exchange)
     run = run_bsp(graph, program, max_supersteps=2**62, kernels=kernels, progress=progress,
                   on_superstep=on_superstep, resume=resume, exchange=exchange)
     reached = int(comm.allreduce(int(np.count_nonzero(np.isfinite(program.dist))), op=MPI.SUM))
