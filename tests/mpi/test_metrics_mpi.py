@@ -82,7 +82,15 @@ def test_injected_slow_rank_is_found_as_the_straggler(comm):
     stragglers = [f for f in m.findings() if f["kind"] == "straggler"]
     assert stragglers, [f["message"] for f in m.findings()]
     assert {f["evidence"]["rank"] for f in stragglers} == {slow}
-    assert all(f["evidence"]["supersteps"][0] >= 1 for f in stragglers)  # superstep 0 runs before the hook
+    # The slowdown starts at superstep 1 (the hook's first call wraps the compute) and lasts
+    # to the end: one run of slow supersteps from there. Superstep 0 runs at full speed, but
+    # with more ranks than cores the same rank can be the slowest there too, by more than the
+    # threshold (first-touch costs, a lost core), and then the run starts at 0 (seen in CI at
+    # 3 ranks on 2 cores).
+    # (A superstep where a descheduled rank is slower still would split the run in two.)
+    runs = sorted(f["evidence"]["supersteps"] for f in stragglers)
+    assert runs[0][0] in (0, 1) and runs[-1][1] == int(m.supersteps[-1])
+    assert sum(f["evidence"]["count"] for f in stragglers) >= 17
     assert m.total("compute_s")["argmax"] == slow
     assert f"rank {slow} is a straggler" in stragglers[0]["message"]
 
