@@ -108,6 +108,15 @@ class ValueFrontier:
         return kernels.value_unpack(self.recv, self.rcounts, self.recv_first, bits, self.n_owned, blank_bits, ghosts,
                                     n_ghosts)
 
+    def warm_up(self, values: np.ndarray, ghosts: np.ndarray, kernels: ModuleType) -> None:
+        """Call both kernels with no work, so that numba compiles (or loads) them for these
+        array types in the caller's set-up, not in its first exchange. Local."""
+        bits = values.view(np.uint64)
+        kernels.value_publish(self.send, self.counts[:0], self.send_first, self.map_ptr, self.map_nb,
+                              self.map_place, bits, ghosts[:0], 0)
+        kernels.value_unpack(self.recv, self.rcounts[:0], self.recv_first, bits, self.n_owned, np.uint64(0), ghosts,
+                             0)
+
     def close(self) -> None:
         """Free the persistent request. Idempotent."""
         from hpcdist.runtime.comm import MPI

@@ -163,11 +163,7 @@ class SSSPProgram:
         kernels.sssp_publish(self.dist[:0], self.pending[:0], self.delta, 0, LIGHT, self.pub, self.cols, 0,
                              self.pbits[:0])
         if self.channel is not None:
-            ch = self.channel
-            kernels.value_publish(ch.send, ch.counts[:0], ch.send_first, ch.map_ptr, ch.map_nb, ch.map_place,
-                                  self.pub.view(np.uint64), self.cols, 0)
-            kernels.value_unpack(ch.recv, ch.rcounts[:0], ch.recv_first, self.pub.view(np.uint64), g.n_owned,
-                                 np.uint64(0), self.ghosts, 0)
+            self.channel.warm_up(self.pub, self.ghosts, kernels)
         self.warm_up_seconds = time.perf_counter() - t0
         self._decide()
 
