@@ -24,7 +24,45 @@ import numpy as np
 if TYPE_CHECKING:
     from hpcdist.graph.halo import HaloPlan
 
-__all__ = ["FrontierExchange"]
+__all__ = ["FrontierExchange", "pack_masks"]
+
+
+def pack_masks(send_index: np.ndarray, send_first: np.ndarray,
+               send_count: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each neighbour's send list as masks over the words of an owned bitmap.
+
+    Neighbour ``k`` is sent the owned vertices ``send_index[send_first[k]:][:send_count[k]]``,
+    strictly increasing. Returns ``ptr`` (int64, one more than neighbours), ``word``
+    (int64) and ``mask`` (uint64): for ``t`` in ``ptr[k]:ptr[k + 1]``, the bits of
+    ``mask[t]`` mark the listed vertices in owned word ``word[t]``, words increasing. Packing
+    each word's bits under its mask, in order, gives the neighbour's bitmap in its send
+    list's order (``kernels.frontier_gather``: one BMI2 ``pext`` per word, not one step
+    per vertex).
+
+    Raises
+    ------
+    ValueError
+        When a neighbour's list is not strictly increasing (the halo layout guarantees it).
+    """
+    ptr = np.zeros(send_count.shape[0] + 1, dtype=np.int64)
+    words, masks = [], []
+    for k in range(send_count.shape[0]):
+        idx = np.asarray(send_index[int(send_first[k]):int(send_first[k]) + int(send_count[k])], dtype=np.int64)
+        if idx.shape[0] > 1 and np.any(np.diff(idx) <= 0):
+            raise ValueError("pack_masks: a neighbour's send list is not strictly increasing")
+        w = idx >> 6
+        starts = np.flatnonzero(np.diff(w, prepend=-1)) if idx.shape[0] else np.zeros(0, dtype=np.int64)
+        bit = np.left_shift(np.uint64(1), (idx & 63).astype(np.uint64))
+        masks.append(np.bitwise_or.reduceat(bit, starts) if starts.shape[0] else bit)
+        words.append(w[starts])
+        ptr[k + 1] = ptr[k] + starts.shape[0]
+    word = np.concatenate(words) if words else np.zeros(0, dtype=np.int64)
+    mask = np.concatenate(masks).astype(np.uint64) if masks else np.zeros(0, dtype=np.uint64)
+    return ptr, word.astype(np.int64), mask
+
+
+#: Packed words the gather passes in the time the publish takes per queued vertex.
+GATHER_WORDS_PER_VERTEX = 4
 
 
 class FrontierExchange:
@@ -43,6 +81,8 @@ class FrontierExchange:
         Bytes this rank sends per exchange (the bitmaps, padded to whole words per neighbour).
     dense_bytes : int
         Bytes the plain exchange of one flag byte per ghost copy sends.
+    gather_min : int
+        The smallest queue that :meth:`start` gathers from owned bits, when it has them.
     """
 
     def __init__(self, plan: "HaloPlan") -> None:
@@ -70,9 +110,11 @@ class FrontierExchange:
         self.map_pos = np.append(pos[order], 0).astype(index)
         self.map_ptr = np.zeros(self.n_owned + 1, dtype=index)
         np.cumsum(np.bincount(lay.send_index, minlength=self.n_owned), out=self.map_ptr[1:])
-        self._send_word, self._send_first = send_word_at[:-1], first
-        self._send_count = np.asarray(lay.send_counts, dtype=np.int64)
-        self._send_index = lay.send_index
+        self._send_word = send_word_at[:-1]
+        self._pack = pack_masks(lay.send_index, first, np.asarray(lay.send_counts, dtype=np.int64))
+        #: the smallest queue that the gather from owned bits sends (one pass over the
+        #: packed words) rather than the publish from the queue (a map lookup per vertex)
+        self.gather_min = max(1, int(self._pack[1].shape[0]) // GATHER_WORDS_PER_VERTEX)
         self.send = np.zeros(int(send_word_at[-1]), dtype=np.uint64)
         self.recv = np.zeros(int(recv_words.sum()), dtype=np.uint64)
         spec = ([self.send, (send_words, send_word_at[:-1]), MPI.UINT64_T],
@@ -82,7 +124,6 @@ class FrontierExchange:
         self._spec = spec
         self._comm = comm
         self.bytes_sent = int(self.send.nbytes)
-        self._n_send = n_send
         self.dense_bytes = n_send  # one flag byte per ghost copy
 
     def start(self, queue: np.ndarray, n_queue: int, kernels: ModuleType, bits: np.ndarray | None = None) -> None:
@@ -90,14 +131,11 @@ class FrontierExchange:
 
         The send bitmaps are rebuilt from the queue alone: a vertex that left the
         frontier has its bit cleared without being named. ``bits``, when given, holds the
-        same frontier as owned bits: a frontier larger than a third of the send list is
-        then gathered from them in send order, one sequential pass that costs less than
-        following the map from as many vertices (measured: about 0.6 ns per send-list
-        entry against 1.7 ns per queued vertex, 2.6 ns in random order).
+        same frontier as owned bits: a queue of at least :attr:`gather_min` vertices is
+        then gathered from them, word by word (:func:`pack_masks`), instead.
         """
-        if bits is not None and 3 * n_queue > self._n_send:
-            kernels.frontier_gather(self.send, self._send_word, self._send_first, self._send_count,
-                                    self._send_index, bits)
+        if bits is not None and n_queue >= self.gather_min:
+            kernels.frontier_gather(self.send, self._send_word, *self._pack, bits)
         else:
             kernels.frontier_publish(self.send, self.map_ptr, self.map_pos, queue, n_queue)
         if self._request is not None:
@@ -111,6 +149,14 @@ class FrontierExchange:
         else:
             self._comm.Neighbor_alltoallv(*self._spec)
         kernels.frontier_unpack(self.recv, self.recv_word, self.recv_count, bits, self.n_owned)
+
+    def warm_up(self, queue: np.ndarray, bits: np.ndarray, kernels: ModuleType) -> None:
+        """Call the kernels with no work, so that numba compiles (or loads) them for these
+        array types in the caller's set-up, not in its first exchange. Local."""
+        ptr, word, mask = self._pack
+        kernels.frontier_publish(self.send[:0], self.map_ptr, self.map_pos, queue, 0)
+        kernels.frontier_gather(self.send[:0], self._send_word[:0], ptr[:1], word, mask, bits)
+        kernels.frontier_unpack(self.recv[:0], self.recv_word[:0], self.recv_count[:0], bits[:0], 0)
 
     def close(self) -> None:
         """Free the persistent request. Idempotent."""

@@ -278,18 +278,24 @@ def frontier_publish(send: np.ndarray, map_ptr: np.ndarray, map_pos: np.ndarray,
     np.bitwise_or.at(send, (pos >> np.uint64(6)).astype(np.int64), np.uint64(1) << (pos & np.uint64(63)))
 
 
-def frontier_gather(send: np.ndarray, send_word: np.ndarray, send_first: np.ndarray, send_count: np.ndarray,
-                    send_index: np.ndarray, bits: np.ndarray) -> None:
+def frontier_gather(send: np.ndarray, send_word: np.ndarray, pack_ptr: np.ndarray, pack_word: np.ndarray,
+                    pack_mask: np.ndarray, bits: np.ndarray) -> None:
     """The send bitmaps from the owned frontier's bits: neighbour ``k``'s bitmap (from word
-    ``send_word[k]``) holds the bits of ``send_index[send_first[k]:send_first[k] + send_count[k]]``
-    in that order, the same words :func:`frontier_publish` builds from the frontier's queue."""
-    dense = np.unpackbits(bits.view(np.uint8), bitorder="little")
-    for k in range(send_count.shape[0]):
-        a, c, w = int(send_first[k]), int(send_count[k]), int(send_word[k])
-        words = (c + 63) // 64
-        out = np.zeros(64 * words, dtype=np.uint8)
-        out[:c] = dense[send_index[a:a + c]]
-        send[w:w + words] = np.packbits(out, bitorder="little").view(np.uint64)
+    ``send_word[k]``) is the concatenation, for ``t`` in ``pack_ptr[k]:pack_ptr[k + 1]``, of
+    the bits of ``bits[pack_word[t]]`` under ``pack_mask[t]``, low to high (its send list,
+    in order: see :func:`hpcdist.graph.frontier_exchange.pack_masks`), zero-padded to whole
+    words; the same words :func:`frontier_publish` builds from the frontier's queue."""
+    for k in range(send_word.shape[0]):
+        a, b = int(pack_ptr[k]), int(pack_ptr[k + 1])
+        words = np.ascontiguousarray(bits[pack_word[a:b]], dtype=np.uint64)
+        under = np.unpackbits(np.ascontiguousarray(pack_mask[a:b], dtype=np.uint64).view(np.uint8),
+                              bitorder="little").astype(bool)
+        stream = np.unpackbits(words.view(np.uint8), bitorder="little")[under]
+        n_words = (stream.shape[0] + 63) // 64
+        out = np.zeros(64 * n_words, dtype=np.uint8)
+        out[: stream.shape[0]] = stream
+        w = int(send_word[k])
+        send[w:w + n_words] = np.packbits(out, bitorder="little").view(np.uint64)
 
 
 def frontier_unpack(recv: np.ndarray, recv_word: np.ndarray, recv_count: np.ndarray, bits: np.ndarray,

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from hpcdist.graph.frontier_exchange import pack_masks
 from hpcdist.kernels import numba_cpu as nb
 from hpcdist.kernels import numpy_ref as ref
 
@@ -318,10 +319,10 @@ def frontier_layout(seed: int, n_owned: int = 301, neighbours: int = 3):
     return lists, counts, word_at, first, index, ptr, np.append(pos[order], 0).astype(np.int32)
 
 
+@pytest.mark.parametrize("n_owned", [301, 4099])
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("k", [ref, nb], ids=["numpy", "numba"])
-def test_frontier_publish_and_gather_build_the_same_bitmaps(k, seed):
-    n_owned = 301
+def test_frontier_publish_and_gather_build_the_same_bitmaps(k, seed, n_owned):
     lists, counts, word_at, first, index, ptr, pos = frontier_layout(seed, n_owned)
     rng = np.random.default_rng(seed + 1)
     for share in (0.0, 0.03, 0.5, 1.0):
@@ -337,8 +338,46 @@ def test_frontier_publish_and_gather_build_the_same_bitmaps(k, seed):
         bits = np.zeros((n_owned + 200 + 63) // 64, dtype=np.uint64)  # owned bits, ghosts' words after
         k.bfs_owned_bits(bits, queue, queue.shape[0], n_owned)
         gathered = np.full_like(send, 7)
-        k.frontier_gather(gathered, word_at[:-1], first, counts, index, bits)
+        k.frontier_gather(gathered, word_at[:-1], *pack_masks(index, first, counts), bits)
         assert np.array_equal(gathered, send)
+
+
+def test_pack_masks_mark_each_send_list_word_by_word():
+    lists, counts, _, first, index, _, _ = frontier_layout(5, 1000)
+    ptr, word, mask = pack_masks(index, first, counts)
+    for j, lst in enumerate(lists):
+        w, m = word[ptr[j]:ptr[j + 1]], mask[ptr[j]:ptr[j + 1]]
+        assert np.all(np.diff(w) > 0)
+        marked = [64 * int(wi) + b for wi, mi in zip(w, m) for b in range(64) if (int(mi) >> b) & 1]
+        assert marked == lst.tolist()
+    with pytest.raises(ValueError, match="strictly increasing"):
+        pack_masks(np.array([3, 2]), np.array([0]), np.array([2]))
+
+
+def test_software_pext_equals_the_instruction_and_the_definition():
+    import numba
+
+    @numba.njit
+    def soft(x, m):
+        return nb._pext_sw(x, m)
+
+    @numba.njit
+    def chosen(x, m):
+        return nb._pext(x, m)
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        x, m, sparser = rng.integers(0, 2**64, size=3, dtype=np.uint64)
+        if rng.random() < 0.5:
+            m &= sparser
+        want, k = 0, 0
+        for b in range(64):
+            if (int(m) >> b) & 1:
+                want |= ((int(x) >> b) & 1) << k
+                k += 1
+        assert int(soft(x, m)) == want
+        assert int(chosen(x, m)) == want  # the BMI2 instruction where the CPU has it
+    assert int(soft(np.uint64(2**64 - 1), np.uint64(2**64 - 1))) == 2**64 - 1
 
 
 @pytest.mark.parametrize("k", [ref, nb], ids=["numpy", "numba"])

@@ -173,6 +173,8 @@ class BFSProgram:
         # byte per vertex for the value exchanges. Alone, a rank has no ghost to fill.
         self.publishes_frontier = bool(frontier)
         self.exchanging = g.comm.Get_size() > 1 and not self.publishes_frontier
+        #: the queues the frontier channel gathers from owned bits (None: no channel)
+        self.gather_min = g.halo.frontier().gather_min if self.publishes_frontier and g.comm.Get_size() > 1 else None
         self.dist = kernels.int64_full(g.n_owned, -1)
         self.parent = plan.parent  # read only where dist > 0, so never cleared
         self.bits, self.next_bits = plan.bits
@@ -238,11 +240,7 @@ class BFSProgram:
         k.bfs_owned_bits(self.bits[:0], self.queue, 0, 0)
         k.bit_positions(self.bits, 0, 0)
         if self.publishes_frontier and g.comm.Get_size() > 1:
-            fx = g.halo.frontier()
-            k.frontier_publish(fx.send[:0], fx.map_ptr, fx.map_pos, self.queue, 0)
-            none = fx.recv_word[:0]
-            k.frontier_gather(fx.send[:0], none, none, none, g.halo.layout.send_index, self.bits)
-            k.frontier_unpack(fx.recv[:0], fx.recv_word[:0], fx.recv_count[:0], self.bits[:0], 0)
+            g.halo.frontier().warm_up(self.queue, self.bits, k)
         k.bfs_flags(p.flags, self.queue, 0, self.next_queue, 0)
         k.bfs_parent_ids(self.dist[:0], self.parent[:0], p.col_original_ids)
 
@@ -259,7 +257,14 @@ class BFSProgram:
         if self.ghosts_ready:  # the source's copies, set in __init__
             self.ghosts_ready = False
             return None
-        return (self.bits, self.queue, self.n_queue, self.bits_ready) if self.publishes_frontier else None
+        if not self.publishes_frontier:
+            return None
+        if not self.bits_ready and self.gather_min is not None and self.n_queue >= self.gather_min:
+            # owned bits from a large queue cost less than its publish, and let the channel
+            # gather instead; a bottom-up level needs them anyway
+            self.k.bfs_owned_bits(self.bits, self.queue, self.n_queue, self.graph.n_owned)
+            self.bits_ready = True
+        return self.bits, self.queue, self.n_queue, self.bits_ready
 
     def _push(self, cols: np.ndarray, n_cols: int, n_queue: int) -> np.ndarray:
         p = self.plan
