@@ -17,7 +17,7 @@ from numba.extending import intrinsic
 
 __all__ = ["NAME", "spmv_csr", "make_pull", "blocked_pull", "scale_by", "pagerank_update", "pagerank_step",
            "fixed_point_limbs", "max_abs", "transpose_csr", "nonzero_positions", "int64_full", "bfs_sort_rows",
-           "bfs_bitmap", "bfs_flags", "bfs_owned_bits", "bit_positions", "frontier_publish", "frontier_gather",
+           "bfs_bitmap", "bfs_flags", "bfs_owned_bits", "bfs_top_down_bits", "frontier_publish", "frontier_gather",
            "frontier_unpack", "value_publish", "value_unpack", "bfs_parent_ids", "bfs_top_down", "bfs_bottom_up",
            "local_components",
            "cc_min_neighbour", "cc_combine", "pending_bits", "sssp_buckets", "sssp_publish", "sssp_relax",
@@ -685,36 +685,6 @@ def bfs_owned_bits(bits: np.ndarray, queue: np.ndarray, n_queue: int, n_owned: i
 
 
 @njit(cache=True)
-def _bit_positions(bits, lo, hi):  # pragma: no cover - compiled
-    one = np.uint64(1)
-    count = 0
-    for w in range(lo >> 6, (hi + 63) >> 6):
-        x = bits[w]
-        while x:
-            x &= x - one
-            count += 1
-    out = np.empty(count, dtype=np.int64)
-    k = 0
-    for w in range(lo >> 6, (hi + 63) >> 6):
-        x = bits[w]
-        b = 0
-        while x:
-            if x & one:
-                c = (w << 6) + b
-                if lo <= c < hi:
-                    out[k] = c
-                    k += 1
-            x >>= one
-            b += 1
-    return out[:k]
-
-
-def bit_positions(bits: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """The set columns in ``[lo, hi)``, increasing (see numpy_ref.bit_positions)."""
-    return _bit_positions(bits, np.int64(lo), np.int64(hi))
-
-
-@njit(cache=True)
 def _frontier_publish(send, map_ptr, map_pos, queue, n_queue):  # pragma: no cover - compiled
     one = np.uint64(1)
     send[:] = 0
@@ -949,41 +919,55 @@ def _bfs_out_degree(out_degree, in_degree, i):  # pragma: no cover - compiled
     return in_degree[i] if out_degree.shape[0] == 0 else out_degree[i]
 
 
+@njit(cache=True, inline="always")
+def _push_column(c, t_indptr, t_rows, col_key, dist, parent, nxt, out_degree, in_degree, queue,
+                 counts):  # pragma: no cover - compiled
+    """Push frontier column ``c`` along its out-edges; ``counts``: reached, out-edges,
+    in-edges, examined, queue length."""
+    key = col_key[c]
+    lo = t_indptr[c]
+    hi = t_indptr[c + 1]
+    counts[3] += hi - lo
+    for j in range(lo, hi):
+        v = t_rows[j]
+        d = dist[v]
+        if d < 0:
+            dist[v] = nxt
+            parent[v] = c
+            queue[counts[4]] = v
+            counts[4] += 1
+            counts[0] += 1
+            counts[1] += _bfs_out_degree(out_degree, in_degree, v)
+            counts[2] += in_degree[v]
+        elif d == nxt and key < col_key[parent[v]]:
+            parent[v] = c  # several frontier in-neighbours: the smallest key wins
+
+
 @njit(cache=True)
 def _bfs_top_down(t_indptr, t_rows, cols, n_cols, col_key, dist, parent, level, out_degree, in_degree,
                   queue, n_queue):  # pragma: no cover - compiled
-    reached = 0
-    out_e = 0
-    in_e = 0
-    examined = 0
-    nxt = level + 1
-    q = n_queue
+    counts = np.zeros(5, dtype=np.int64)
+    counts[4] = n_queue
     for k in range(n_cols):
-        c = cols[k]
-        key = col_key[c]
-        lo = t_indptr[c]
-        hi = t_indptr[c + 1]
-        examined += hi - lo
-        for j in range(lo, hi):
-            v = t_rows[j]
-            d = dist[v]
-            if d < 0:
-                dist[v] = nxt
-                parent[v] = c
-                queue[q] = v
-                q += 1
-                reached += 1
-                out_e += _bfs_out_degree(out_degree, in_degree, v)
-                in_e += in_degree[v]
-            elif d == nxt and key < col_key[parent[v]]:
-                parent[v] = c  # several frontier in-neighbours: the smallest key wins
-    out = np.empty(5, dtype=np.int64)
-    out[0] = reached
-    out[1] = out_e
-    out[2] = in_e
-    out[3] = examined
-    out[4] = q
-    return out
+        _push_column(cols[k], t_indptr, t_rows, col_key, dist, parent, level + 1, out_degree, in_degree, queue,
+                     counts)
+    return counts
+
+
+@njit(cache=True)
+def _bfs_top_down_bits(t_indptr, t_rows, bits, lo, hi, col_key, dist, parent, level, out_degree, in_degree,
+                       queue, before):  # pragma: no cover - compiled
+    counts = before.copy()
+    one = np.uint64(1)
+    for w in range(lo >> 6, (hi + 63) >> 6):
+        x = bits[w]
+        while x:
+            c = (w << 6) + np.int64(_trailing_zeros(x))
+            x &= x - one
+            if lo <= c < hi:
+                _push_column(c, t_indptr, t_rows, col_key, dist, parent, level + 1, out_degree, in_degree, queue,
+                             counts)
+    return counts
 
 
 def bfs_top_down(t_indptr: np.ndarray, t_rows: np.ndarray, cols: np.ndarray, n_cols: int, col_key: np.ndarray,
@@ -992,6 +976,14 @@ def bfs_top_down(t_indptr: np.ndarray, t_rows: np.ndarray, cols: np.ndarray, n_c
     """Push one BFS level from the frontier columns (see numpy_ref.bfs_top_down)."""
     return _bfs_top_down(t_indptr, t_rows, cols, np.int64(n_cols), col_key, dist, parent, np.int64(level),
                          out_degree, in_degree, queue, np.int64(n_queue))
+
+
+def bfs_top_down_bits(t_indptr: np.ndarray, t_rows: np.ndarray, bits: np.ndarray, lo: int, hi: int,
+                      col_key: np.ndarray, dist: np.ndarray, parent: np.ndarray, level: int, out_degree: np.ndarray,
+                      in_degree: np.ndarray, queue: np.ndarray, before: np.ndarray) -> np.ndarray:
+    """Push on from the set columns of ``bits`` in ``[lo, hi)`` (see numpy_ref.bfs_top_down_bits)."""
+    return _bfs_top_down_bits(t_indptr, t_rows, bits, np.int64(lo), np.int64(hi), col_key, dist, parent,
+                              np.int64(level), out_degree, in_degree, queue, before)
 
 
 #: Candidates per work item of the parallel bottom-up step.

@@ -12,9 +12,9 @@ import numpy as np
 
 __all__ = ["NAME", "spmv_csr", "make_pull", "scale_by", "pagerank_update", "pagerank_step", "fixed_point_limbs",
            "max_abs", "transpose_csr", "nonzero_positions", "int64_full", "bfs_sort_rows", "bfs_bitmap", "bfs_flags",
-           "bfs_owned_bits", "bit_positions", "frontier_publish", "frontier_gather", "frontier_unpack",
-           "value_publish", "value_unpack", "bfs_parent_ids", "bfs_top_down", "bfs_bottom_up", "local_components", "cc_min_neighbour", "cc_combine",
-           "pending_bits", "sssp_buckets", "sssp_publish", "sssp_relax", "sssp_edge_kinds", "NO_BUCKET"]
+           "bfs_owned_bits", "bfs_top_down_bits", "frontier_publish", "frontier_gather", "frontier_unpack",
+           "value_publish", "value_unpack", "bfs_parent_ids", "bfs_top_down", "bfs_bottom_up", "local_components",
+           "cc_min_neighbour", "cc_combine", "pending_bits", "sssp_buckets", "sssp_publish", "sssp_relax", "sssp_edge_kinds", "NO_BUCKET"]
 
 NAME = "numpy"
 
@@ -258,7 +258,7 @@ def bfs_owned_bits(bits: np.ndarray, queue: np.ndarray, n_queue: int, n_owned: i
     bits[:] = np.packbits(dense, bitorder="little").view(np.uint64)
 
 
-def bit_positions(bits: np.ndarray, lo: int, hi: int) -> np.ndarray:
+def _bit_positions(bits: np.ndarray, lo: int, hi: int) -> np.ndarray:
     """The columns ``lo <= c < hi`` whose bit is set (int64, increasing)."""
     dense = np.unpackbits(bits.view(np.uint8), bitorder="little")
     return (lo + np.flatnonzero(dense[lo:hi])).astype(np.int64)
@@ -418,6 +418,19 @@ def bfs_top_down(t_indptr: np.ndarray, t_rows: np.ndarray, cols: np.ndarray, n_c
     dist[reached] = nxt
     queue[n_queue: n_queue + reached.shape[0]] = reached
     return _level_counts(reached, examined, out_degree, in_degree, n_queue + reached.shape[0])
+
+
+
+def bfs_top_down_bits(t_indptr: np.ndarray, t_rows: np.ndarray, bits: np.ndarray, lo: int, hi: int,
+                      col_key: np.ndarray, dist: np.ndarray, parent: np.ndarray, level: int, out_degree: np.ndarray,
+                      in_degree: np.ndarray, queue: np.ndarray, before: np.ndarray) -> np.ndarray:
+    """:func:`bfs_top_down` from the columns ``lo <= c < hi`` whose bit is set (increasing),
+    continuing a level that an earlier push left at ``before`` (its five counts): the
+    counts returned include those, and the queue goes on from ``before[4]``."""
+    cols = _bit_positions(bits, lo, hi)
+    more = bfs_top_down(t_indptr, t_rows, cols, cols.shape[0], col_key, dist, parent, level, out_degree,
+                        in_degree, queue, int(before[4]))
+    return np.concatenate([before[:4] + more[:4], more[4:]])
 
 
 def bfs_bottom_up(indptr: np.ndarray, indices: np.ndarray, first: np.ndarray, bits: np.ndarray,

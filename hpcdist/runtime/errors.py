@@ -12,6 +12,8 @@ import pickle
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator
 
+import numpy as np
+
 if TYPE_CHECKING:
     from mpi4py import MPI
 
@@ -124,7 +126,11 @@ def agree(comm: "MPI.Intracomm", error: BaseException | None) -> None:
 
     size = comm.Get_size()
     rank = comm.Get_rank()
-    first = comm.allreduce(rank if error is not None else size, op=MPI.MIN)
+    # a buffer allreduce, not the pickled one: this runs before every collective call,
+    # often on caches that the previous call's data has just emptied
+    flag = np.array([rank if error is not None else size], dtype=np.int64)
+    comm.Allreduce(MPI.IN_PLACE, flag, op=MPI.MIN)
+    first = int(flag[0])
     if first == size:
         return
     n_failed = comm.allreduce(int(error is not None), op=MPI.SUM)

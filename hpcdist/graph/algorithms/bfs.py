@@ -238,7 +238,8 @@ class BFSProgram:
         self.next_bits.fill(0)
         k.bfs_bitmap(self.bits, self.queue, 0, p.flags[:0], 0)
         k.bfs_owned_bits(self.bits[:0], self.queue, 0, 0)
-        k.bit_positions(self.bits, 0, 0)
+        k.bfs_top_down_bits(p.t_indptr, p.t_rows, self.bits, 0, 0, p.col_key, self.dist, self.parent, 0,
+                            self.out_deg, self.in_deg, self.next_queue, np.zeros(5, dtype=np.int64))
         if self.publishes_frontier and g.comm.Get_size() > 1:
             g.halo.frontier().warm_up(self.queue, self.bits, k)
         k.bfs_flags(p.flags, self.queue, 0, self.next_queue, 0)
@@ -287,12 +288,13 @@ class BFSProgram:
             out = self.interior_out if self.interior_out is not None else self._push(self.queue, self.n_queue, 0)
             self.interior_out = None
             if no < g.n_local:  # then the ghosts in the frontier
-                if self.publishes_frontier:
-                    ghosts = k.bit_positions(self.bits, no, g.n_local)
+                if self.publishes_frontier:  # straight from their bits: one call
+                    out = k.bfs_top_down_bits(p.t_indptr, p.t_rows, self.bits, no, g.n_local, p.col_key, self.dist,
+                                              self.parent, self.level, self.out_deg, self.in_deg, self.next_queue, out)
                 else:
                     ghosts = k.nonzero_positions(p.flags[no:]) + no
-                more = self._push(ghosts, ghosts.shape[0], int(out[4]))
-                out = np.concatenate([out[:4] + more[:4], more[4:]])
+                    more = self._push(ghosts, ghosts.shape[0], int(out[4]))
+                    out = np.concatenate([out[:4] + more[:4], more[4:]])
         else:
             if self.publishes_frontier:  # the ghost bits are in place: the owned ones, unless a bottom-up left them
                 if not self.bits_ready:
