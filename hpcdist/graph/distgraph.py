@@ -19,6 +19,7 @@ Memory per rank is O(n/p + m/p + ghosts); no rank ever holds the whole graph.
 
 from __future__ import annotations
 
+import operator
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping
@@ -41,7 +42,7 @@ from hpcdist.runtime.ranges import owned_range
 if TYPE_CHECKING:
     from mpi4py import MPI
 
-__all__ = ["DistGraph", "Migration", "from_edgelist", "from_edges", "from_csr", "dedupe_edges", "directory_lookup",
+__all__ = ["DistGraph", "Migration", "from_edgelist", "from_edges", "from_csr", "dedupe_edges", "directory_lookup", "sorted_find",
            "evaluate_partition"]
 
 
@@ -78,6 +79,22 @@ def dedupe_edges(
             w = np.minimum.reduceat(w, starts)
         src, dst = src[starts], dst[starts]
     return src, dst, w
+
+
+def sorted_find(sorted_ids: np.ndarray, order: np.ndarray, original_id: object) -> int:
+    """``order[i]`` where ``sorted_ids[i] == original_id`` (a binary search); -1 where no
+    item is, or where ``original_id`` is no integer (a float or a string is none: 2.5
+    must not find vertex 2) that an int64 can hold. Local."""
+    try:
+        ident = operator.index(original_id)  # type: ignore[arg-type]
+    except TypeError:
+        return -1
+    if not -(2**63) <= ident < 2**63:  # no int64 id can match, and numpy would overflow
+        return -1
+    at = int(np.searchsorted(sorted_ids, ident))
+    if at < sorted_ids.shape[0] and sorted_ids[at] == ident:
+        return int(order[at])
+    return -1
 
 
 def directory_lookup(comm: "MPI.Intracomm", ids: np.ndarray, n: int, table: np.ndarray) -> np.ndarray:
@@ -334,26 +351,26 @@ class DistGraph:
 
     def find_original(self, original_id: int) -> int:
         """Local id of the owned vertex with original id ``original_id``, or -1 if this rank
-        does not own it. Local; see :meth:`locate` for the collective check."""
-        ident = int(original_id)
-        if not -(2**63) <= ident < 2**63:  # no int64 id can match, and numpy would overflow
-            return -1
-        hits = np.flatnonzero(self.owned_original_ids() == np.int64(ident))
-        return int(hits[0]) if hits.shape[0] else -1
+        does not own it (or it is no integer). Local after the first call, which sorts the
+        owned ids once (collective if :meth:`owned_original_ids` is not built yet); see
+        :meth:`locate` for the collective check."""
+        def build() -> tuple[np.ndarray, np.ndarray]:
+            ids = self.owned_original_ids()
+            order = np.argsort(ids, kind="stable")
+            return ids[order], order
+
+        return sorted_find(*self.derived("owned_by_original", build), original_id)
 
     def locate(self, original_id: int, what: str = "vertex") -> int:
         """Like :meth:`find_original`, raising one :class:`InputError` on every rank when no
         rank owns the id. Collective."""
         from hpcdist.runtime.comm import MPI
 
-        try:
-            ident = int(original_id)
-        except (TypeError, ValueError):
-            ident = None
-        local = self.find_original(ident) if ident is not None else -1
-        found = self.comm.allreduce(1 if local >= 0 else 0, op=MPI.SUM)
+        local = self.find_original(original_id)
+        found = np.array([1 if local >= 0 else 0], dtype=np.int64)
+        self.comm.Allreduce(MPI.IN_PLACE, found, op=MPI.SUM)
         with collective(self.comm):
-            if found == 0:
+            if found[0] == 0:
                 raise InputError(f"{what} {original_id} is not a vertex of {self.name or 'the graph'} "
                                  f"({self.n_vertices:,} vertices)")
         return local
@@ -591,7 +608,7 @@ def from_edgelist(
     -------
     DistGraph
     """
-    from hpcdist.runtime.comm import MPI, as_comm
+    from hpcdist.runtime.comm import as_comm
 
     comm = as_comm(comm)
     try:

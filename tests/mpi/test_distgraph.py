@@ -103,6 +103,19 @@ def test_layout_roundtrip_and_original_ids(comm):
         assert np.array_equal(g.block_original_ids(), orig)
         mapping = {1000 + 3 * i: float(i) for i in range(0, n, 2)} | {-7: 9.0}
         assert np.array_equal(g.block_values_from_mapping(mapping), np.where(np.arange(start, stop) % 2 == 0, np.arange(start, stop), 0.0))
+        # every original id is found on exactly its owner, at its owned place; others nowhere
+        owned_orig = g.owned_original_ids()
+        for v in range(n):
+            local = g.find_original(1000 + 3 * v)
+            assert comm.allreduce(int(local >= 0)) == 1
+            if local >= 0:
+                assert owned_orig[local] == 1000 + 3 * v and g.locate(1000 + 3 * v) == local
+            else:
+                assert g.locate(1000 + 3 * v) == -1
+        for junk in (1001, -3, 2**70, "x", None, 1000.5):
+            assert g.find_original(junk) == -1
+        with pytest.raises(InputError, match="1001 is not a vertex"):
+            g.locate(1001)
 
 
 def test_from_csr_equals_from_edges(comm):

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hpcdist.graph.bsp import LocalStep, Resume, SuperstepHook, run_bsp
+from hpcdist.graph.distgraph import sorted_find
 from hpcdist.graph.results import VertexResult
 from hpcdist.runtime.errors import InputError, collective
 
@@ -111,37 +112,15 @@ class _Plan:
         self.candidates = np.flatnonzero(full).astype(index)
         self.parent = np.empty(g.n_owned, dtype=index)  # the parent's local column
         self.warm: set[str] = set()  # the kernel modules called once on these arrays
-        # the owned vertices and the ghosts by original id, for finding the root (and
-        # its copies) without a pass
-        owned = g.owned_original_ids()
-        self.by_original = np.argsort(owned, kind="stable")
-        self.sorted_original = owned[self.by_original]
+        # the ghosts by original id, for setting the root's copies without a pass
         ghosts = self.col_original_ids[g.n_owned:]
         self.ghost_by_original = np.argsort(ghosts, kind="stable")
         self.sorted_ghost_original = ghosts[self.ghost_by_original]
 
-    def find(self, original_id: int) -> int:
-        """Local id of the owned vertex ``original_id``, -1 if not owned here (local)."""
-        return _lookup(self.sorted_original, self.by_original, original_id)
-
     def find_ghost(self, original_id: int) -> int:
         """Local column of the ghost ``original_id``, -1 if it is no ghost here (local)."""
-        at = _lookup(self.sorted_ghost_original, self.ghost_by_original, original_id)
+        at = sorted_find(self.sorted_ghost_original, self.ghost_by_original, original_id)
         return -1 if at < 0 else self.n_owned + at
-
-
-def _lookup(sorted_ids: np.ndarray, order: np.ndarray, original_id: int) -> int:
-    """``order[i]`` where ``sorted_ids[i] == original_id``; -1 where none is (or the id is no integer)."""
-    try:
-        ident = int(original_id)
-    except (TypeError, ValueError):
-        return -1
-    if not -(2**63) <= ident < 2**63:
-        return -1
-    at = int(np.searchsorted(sorted_ids, ident))
-    if at < sorted_ids.shape[0] and sorted_ids[at] == ident:
-        return int(order[at])
-    return -1
 
 
 def bfs_plan(graph: "DistGraph", kernels: ModuleType | None = None) -> _Plan:
@@ -440,7 +419,7 @@ def bfs(
     else:
         kernels = resolve_kernels(backend, comm)
 
-    src_local = bfs_plan(graph, kernels).find(source)
+    src_local = graph.find_original(source)
     program = BFSProgram(graph, kernels, src_local, direction=direction, frontier=exchange == "auto", source=source)
     if program.source_owners == 0:
         graph.locate(source, "bfs: source vertex")  # raises the graph's InputError on every rank
