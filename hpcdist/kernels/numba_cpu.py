@@ -1193,15 +1193,17 @@ def _find(root, x):  # pragma: no cover - compiled
 def _local_components(indptr, indices, n_local, keys):  # pragma: no cover - compiled
     root = np.arange(n_local)
     for i in range(indptr.shape[0] - 1):
+        a = _find(root, i)  # row i's root, kept up to date through its unions
         for j in range(indptr[i], indptr[i + 1]):
-            a = _find(root, i)
             b = _find(root, np.int64(indices[j]))
             if a != b:
                 # the member with the smaller key becomes the root, so roots are minima
+                # (and the result does not depend on the order of the unions)
                 if keys[a] < keys[b]:
                     root[b] = a
                 else:
                     root[a] = b
+                    a = b
     out = np.empty(n_local, dtype=np.int64)
     for x in range(n_local):
         out[x] = _find(root, x)
@@ -1216,14 +1218,21 @@ def local_components(indptr: np.ndarray, indices: np.ndarray, n_local: int, keys
 @njit(cache=True)
 def _cc_min_neighbour(indptr, indices, gkey, gptr, mkey, mptr):  # pragma: no cover - compiled
     for i in range(indptr.shape[0] - 1):
+        # row i's own values in registers: the compiler cannot tell that the writes to
+        # mkey[c] leave them alone (they do, but for a self-loop, which the end settles)
+        gi, pi = gkey[i], gptr[i]
+        mi, qi = mkey[i], mptr[i]
         for j in range(indptr[i], indptr[i + 1]):
             c = indices[j]
-            if gkey[c] < mkey[i]:
-                mkey[i] = gkey[c]
-                mptr[i] = gptr[c]
-            if gkey[i] < mkey[c]:
-                mkey[c] = gkey[i]
-                mptr[c] = gptr[i]
+            if gkey[c] < mi:
+                mi = gkey[c]
+                qi = gptr[c]
+            if gi < mkey[c]:
+                mkey[c] = gi
+                mptr[c] = pi
+        if mi < mkey[i]:
+            mkey[i] = mi
+            mptr[i] = qi
 
 
 def cc_min_neighbour(indptr: np.ndarray, indices: np.ndarray, gkey: np.ndarray, gptr: np.ndarray,

@@ -245,6 +245,28 @@ def test_every_algorithm_killed_at_a_random_superstep_resumes_bit_identical(tmp_
             assert np.array_equal(f[name][:], values), f"{algorithm} {name} differs after a kill at superstep {step}"
 
 
+@pytest.mark.timeout(180)
+def test_cc_cut_short_on_three_ranks_resumes_on_one(tmp_path):
+    """One rank has no edge to another rank: its local components are final at once, and
+    the checkpoint's pointers (a run cut short) change nothing."""
+    args = (*ALGORITHMS["cc"], "--backend", "numpy")
+    ref = tmp_path / "ref.h5"
+    rc, text, _ = launch(3, *hpcdist_cmd(), "graph", "cc", *args, "--output", str(ref), timeout=90)
+    assert rc == 0, text
+    with h5py.File(ref) as f:
+        expected = {name: f[name][:] for name in f if name != "vertex_ids"}
+    ck, out = tmp_path / "ck", tmp_path / "out.h5"
+    rc, text, _ = launch(3, *hpcdist_cmd(), "graph", "cc", *args, "--checkpoint-dir", str(ck), "--checkpoint-every",
+                         "1", "--output", str(out), env={"HPCDIST_FAULT": "rank:1,superstep:1,kind:kill"}, timeout=90)
+    assert rc != 0 and _steps(ck)[-1] == 0, text
+    rc, text, _ = launch(1, *hpcdist_cmd(), "graph", "cc", *args, "--checkpoint-dir", str(ck), "--resume",
+                         "--output", str(out), timeout=90)
+    assert rc == 0 and "continuing after superstep 0" in text, text
+    with h5py.File(out) as f:
+        for name, values in expected.items():
+            assert np.array_equal(f[name][:], values), name
+
+
 @pytest.mark.timeout(90)
 def test_a_hung_rank_ends_the_job_through_the_superstep_watchdog(tmp_path):
     """A rank that hangs leaves the others in a collective; the watchdog ends the job

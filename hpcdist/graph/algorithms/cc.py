@@ -49,6 +49,8 @@ class CCProgram:
     name = "cc"
 
     def __init__(self, graph: "DistGraph", kernels: ModuleType) -> None:
+        from hpcdist.runtime.comm import MPI
+
         g = self.graph = graph
         self.k = kernels
         no, nl = g.n_owned, g.n_local
@@ -62,6 +64,11 @@ class CCProgram:
         self.mk = np.empty(nl, dtype=np.int64)
         self.mp = np.empty(nl, dtype=np.int64)
         self.changed = -1
+        # With no edge between ranks (one rank, or parts that are unions of components),
+        # the local components are the components: the one superstep confirms it unworked.
+        crossing = np.array([nl - no], dtype=np.int64)
+        g.comm.Allreduce(MPI.IN_PLACE, crossing, op=MPI.SUM)
+        self.local_is_final = int(crossing[0]) == 0
         t0 = time.perf_counter()
         # numba compiles (or loads) these variants here, in the set-up: calls with no work
         kernels.cc_min_neighbour(g.in_indptr[:1], g.in_indices[:0], self.gk, self.gp, self.mk, self.mp)
@@ -91,7 +98,9 @@ class CCProgram:
         self.gk[:no] = ans_k[inv]
         self.gp[:no] = ans_p[inv]
 
-    def exchange_values(self, superstep: int) -> np.ndarray:
+    def exchange_values(self, superstep: int) -> np.ndarray | None:
+        if self.local_is_final:
+            return None
         self._grandparents()
         return self.gk  # the engine's halo exchange fills the ghosts' keys
 
@@ -100,6 +109,8 @@ class CCProgram:
         from hpcdist.graph.partition import part_of
 
         g, k = self.graph, self.k
+        if self.local_is_final:
+            return LocalStep(counts=[0], active=0)
         no = g.n_owned
         g.halo.exchange(self.gp)
         mk, mp = self.mk, self.mp
@@ -139,10 +150,12 @@ class CCProgram:
         from hpcdist.graph.distgraph import directory_lookup
 
         g = self.graph
+        self.changed = int(scalars["changed"])
+        if self.local_is_final:  # the set-up's local answer is final: a run that was cut short adds nothing
+            return
         self.fkey = np.array(state["parent"], dtype=np.int64)
         # the route (new id) of each parent, which depends on this run's partition
         self.fptr = directory_lookup(g.comm, self.fkey, g.n_vertices, g.partition.block_new_ids)
-        self.changed = int(scalars["changed"])
 
 
 def _labels(graph: "DistGraph", root_key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
