@@ -19,7 +19,7 @@ __all__ = ["NAME", "spmv_csr", "make_pull", "blocked_pull", "scale_by", "pageran
            "fixed_point_limbs", "max_abs", "transpose_csr", "nonzero_positions", "int64_full", "bfs_sort_rows",
            "bfs_bitmap", "bfs_flags", "bfs_owned_bits", "bfs_top_down_bits", "frontier_publish", "frontier_gather",
            "frontier_unpack", "value_publish", "value_unpack", "bfs_parent_ids", "bfs_top_down", "bfs_bottom_up",
-           "local_components",
+           "local_components", "unique_inverse",
            "cc_min_neighbour", "cc_combine", "pending_bits", "sssp_buckets", "sssp_publish", "sssp_relax",
            "sssp_edge_kinds", "NO_BUCKET"]
 
@@ -1213,6 +1213,51 @@ def _local_components(indptr, indices, n_local, keys):  # pragma: no cover - com
 def local_components(indptr: np.ndarray, indices: np.ndarray, n_local: int, keys: np.ndarray) -> np.ndarray:
     """For each local vertex, the local id of the smallest-key member of its local component."""
     return _local_components(indptr, indices, np.int64(n_local), keys)
+
+
+@njit(cache=True)
+def _unique_inverse(values):  # pragma: no cover - compiled
+    n = values.shape[0]
+    bits = 4
+    while (1 << bits) < 2 * n:
+        bits += 1
+    mask = (1 << bits) - 1
+    shift = np.uint64(64 - bits)
+    slot = np.full(1 << bits, -1, dtype=np.int64)  # the table: a value's first-seen number
+    seen = np.empty(n, dtype=np.int64)  # the distinct values in first-seen order
+    inv = np.empty(n, dtype=np.int64)
+    k = 0
+    for i in range(n):
+        x = values[i]
+        # Fibonacci hashing: the top bits of the product spread neighbouring ids
+        h = np.int64((np.uint64(x) * np.uint64(0x9E3779B97F4A7C15)) >> shift)
+        while True:
+            j = slot[h]
+            if j < 0:
+                slot[h] = k
+                seen[k] = x
+                inv[i] = k
+                k += 1
+                break
+            if seen[j] == x:
+                inv[i] = j
+                break
+            h = (h + 1) & mask
+    order = np.argsort(seen[:k], kind="mergesort")
+    place = np.empty(k, dtype=np.int64)
+    for r in range(k):
+        place[order[r]] = r
+    for i in range(n):
+        inv[i] = place[inv[i]]
+    return seen[:k][order], inv
+
+
+def unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values increasing and each item's place among them, as
+    ``np.unique(..., return_inverse=True)`` (see numpy_ref.unique_inverse), by hashing:
+    one pass, then a sort of the distinct values alone (FastSV's parents repeat a few
+    roots: 5-6 ms for np.unique's sort of 131 000 of them)."""
+    return _unique_inverse(np.asarray(values, dtype=np.int64))
 
 
 @njit(cache=True)

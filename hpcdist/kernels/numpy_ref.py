@@ -14,7 +14,8 @@ __all__ = ["NAME", "spmv_csr", "make_pull", "scale_by", "pagerank_update", "page
            "max_abs", "transpose_csr", "nonzero_positions", "int64_full", "bfs_sort_rows", "bfs_bitmap", "bfs_flags",
            "bfs_owned_bits", "bfs_top_down_bits", "frontier_publish", "frontier_gather", "frontier_unpack",
            "value_publish", "value_unpack", "bfs_parent_ids", "bfs_top_down", "bfs_bottom_up", "local_components",
-           "cc_min_neighbour", "cc_combine", "pending_bits", "sssp_buckets", "sssp_publish", "sssp_relax", "sssp_edge_kinds", "NO_BUCKET"]
+           "unique_inverse", "cc_min_neighbour", "cc_combine", "pending_bits", "sssp_buckets", "sssp_publish",
+           "sssp_relax", "sssp_edge_kinds", "NO_BUCKET"]
 
 NAME = "numpy"
 
@@ -487,6 +488,13 @@ def bfs_bottom_up(indptr: np.ndarray, indices: np.ndarray, first: np.ndarray, bi
     todo[: rest.shape[0]] = rest
     out = _level_counts(reached, examined, out_degree, in_degree, reached.shape[0])
     return np.concatenate([out, [rest.shape[0]]]).astype(np.int64)
+
+
+def unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)`` of a 1-D int64 array: the distinct
+    values increasing, and for each item the place of its value among them (int64)."""
+    uniq, inv = np.unique(np.asarray(values, dtype=np.int64), return_inverse=True)
+    return uniq, inv.astype(np.int64).reshape(-1)
 
 
 def local_components(indptr: np.ndarray, indices: np.ndarray, n_local: int, keys: np.ndarray) -> np.ndarray:

@@ -455,3 +455,18 @@ def test_value_frontier_kernels_identical_and_round_trip(seed):
         assert np.array_equal(np.sort(ghosts[:n]), n_owned + np.flatnonzero(in_front))
     for x, y in zip(*got):
         assert np.array_equal(x, y)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_unique_inverse_equals_numpy_unique(seed):
+    rng = np.random.default_rng(seed)
+    cases = [np.zeros(0, dtype=np.int64), np.array([7]), rng.integers(-(2**62), 2**62, 1000),
+             np.where(rng.random(5000) < 0.9, rng.choice([3, 2**40, -5], 5000), rng.integers(0, 100, 5000)),
+             np.arange(300)[::-1] * 64]  # ids a power of two apart: every one must still hash apart
+    for values in cases:
+        values = np.asarray(values, dtype=np.int64)
+        want_u, want_i = np.unique(values, return_inverse=True)
+        for k in (ref, nb):
+            u, inv = k.unique_inverse(values)
+            assert np.array_equal(u, want_u) and np.array_equal(inv, want_i) and inv.dtype == np.int64
+            assert np.array_equal(u[inv], values)

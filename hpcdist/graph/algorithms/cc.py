@@ -82,7 +82,7 @@ class CCProgram:
 
         g = self.graph
         no, rank = g.n_owned, g.rank
-        uniq, inv = np.unique(self.fptr, return_inverse=True)
+        uniq, inv = self.k.unique_inverse(self.fptr)
         owners = part_of(uniq, g.bounds)
         ans_k = np.empty(uniq.shape[0], dtype=np.int64)
         ans_p = np.empty(uniq.shape[0], dtype=np.int64)
