@@ -42,8 +42,8 @@ from hpcdist.runtime.ranges import owned_range
 if TYPE_CHECKING:
     from mpi4py import MPI
 
-__all__ = ["DistGraph", "Migration", "from_edgelist", "from_edges", "from_csr", "dedupe_edges", "directory_lookup", "sorted_find",
-           "evaluate_partition"]
+__all__ = ["DistGraph", "Migration", "from_edgelist", "from_edges", "from_csr", "dedupe_edges", "directory_lookup",
+           "sorted_find", "evaluate_partition"]
 
 
 def pair_order(major: np.ndarray, minor: np.ndarray) -> np.ndarray:

@@ -65,7 +65,7 @@ class CCProgram:
         self.mp = np.empty(nl, dtype=np.int64)
         self.changed = -1
         # With no edge between ranks (one rank, or parts that are unions of components),
-        # the local components are the components: the one superstep confirms it unworked.
+        # the local components are the components: the one superstep confirms it, without work.
         crossing = np.array([nl - no], dtype=np.int64)
         g.comm.Allreduce(MPI.IN_PLACE, crossing, op=MPI.SUM)
         self.local_is_final = int(crossing[0]) == 0
