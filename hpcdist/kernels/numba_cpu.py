@@ -19,9 +19,8 @@ __all__ = ["NAME", "spmv_csr", "make_pull", "blocked_pull", "scale_by", "pageran
            "fixed_point_limbs", "max_abs", "transpose_csr", "nonzero_positions", "int64_full", "bfs_sort_rows",
            "bfs_bitmap", "bfs_flags", "bfs_owned_bits", "bfs_top_down_bits", "frontier_publish", "frontier_gather",
            "frontier_unpack", "value_publish", "value_unpack", "bfs_parent_ids", "bfs_top_down", "bfs_bottom_up",
-           "local_components", "unique_inverse",
-           "cc_min_neighbour", "cc_combine", "pending_bits", "sssp_buckets", "sssp_publish", "sssp_relax",
-           "sssp_edge_kinds", "NO_BUCKET"]
+           "local_components", "unique_inverse", "cc_min_neighbour", "edge_set_hashes", "cc_combine", "pending_bits",
+           "sssp_buckets", "sssp_publish", "sssp_relax", "sssp_edge_kinds", "NO_BUCKET"]
 
 NAME = "numba"
 
@@ -1261,7 +1260,7 @@ def unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(cache=True)
-def _cc_min_neighbour(indptr, indices, gkey, gptr, mkey, mptr):  # pragma: no cover - compiled
+def _cc_min_neighbour(indptr, indices, gkey, gptr, mkey, mptr, push):  # pragma: no cover - compiled
     for i in range(indptr.shape[0] - 1):
         # row i's own values in registers: the compiler cannot tell that the writes to
         # mkey[c] leave them alone (they do, but for a self-loop, which the end settles)
@@ -1272,7 +1271,7 @@ def _cc_min_neighbour(indptr, indices, gkey, gptr, mkey, mptr):  # pragma: no co
             if gkey[c] < mi:
                 mi = gkey[c]
                 qi = gptr[c]
-            if gi < mkey[c]:
+            if push and gi < mkey[c]:
                 mkey[c] = gi
                 mptr[c] = pi
         if mi < mkey[i]:
@@ -1281,9 +1280,46 @@ def _cc_min_neighbour(indptr, indices, gkey, gptr, mkey, mptr):  # pragma: no co
 
 
 def cc_min_neighbour(indptr: np.ndarray, indices: np.ndarray, gkey: np.ndarray, gptr: np.ndarray,
-                     mkey: np.ndarray, mptr: np.ndarray) -> None:
-    """Lower each end's ``(mkey, mptr)`` to the other end's ``(gkey, gptr)`` over every local edge."""
-    _cc_min_neighbour(indptr, indices, gkey, gptr, mkey, mptr)
+                     mkey: np.ndarray, mptr: np.ndarray, push: bool = True) -> None:
+    """Lower each end's ``(mkey, mptr)`` to the other end's ``(gkey, gptr)`` over every local
+    edge; without ``push`` the rows' alone (see numpy_ref.cc_min_neighbour)."""
+    _cc_min_neighbour(indptr, indices, gkey, gptr, mkey, mptr, bool(push))
+
+
+@njit(cache=True, inline="always")
+def _mix64(x):  # pragma: no cover - compiled
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+#: An odd multiplier that spreads the pair's first id over the word before the second is added.
+_PAIR_MUL = 0xD6E8FEB86659FD93
+
+
+@njit(cache=True)
+def _edge_set_hashes(indptr, indices, row_ids, col_ids, key):  # pragma: no cover - compiled
+    out = np.zeros(2, dtype=np.uint64)
+    mul = np.uint64(_PAIR_MUL)
+    h0 = np.uint64(0)
+    h1 = np.uint64(0)
+    for i in range(indptr.shape[0] - 1):
+        a = np.uint64(row_ids[i])
+        ka = (a ^ key) * mul
+        for j in range(indptr[i], indptr[i + 1]):
+            b = np.uint64(col_ids[indices[j]])
+            h0 ^= _mix64(((b ^ key) * mul) + a)  # the edge b -> a
+            h1 ^= _mix64(ka + b)  # its reverse
+    out[0] = h0
+    out[1] = h1
+    return out
+
+
+def edge_set_hashes(indptr: np.ndarray, indices: np.ndarray, row_ids: np.ndarray, col_ids: np.ndarray,
+                    key: int) -> np.ndarray:
+    """Keyed hashes of the local edges and of their reverses, XORed (see numpy_ref.edge_set_hashes)."""
+    return _edge_set_hashes(indptr, indices, row_ids, col_ids, np.uint64(key))
 
 
 @njit(cache=True)

@@ -14,8 +14,8 @@ __all__ = ["NAME", "spmv_csr", "make_pull", "scale_by", "pagerank_update", "page
            "max_abs", "transpose_csr", "nonzero_positions", "int64_full", "bfs_sort_rows", "bfs_bitmap", "bfs_flags",
            "bfs_owned_bits", "bfs_top_down_bits", "frontier_publish", "frontier_gather", "frontier_unpack",
            "value_publish", "value_unpack", "bfs_parent_ids", "bfs_top_down", "bfs_bottom_up", "local_components",
-           "unique_inverse", "cc_min_neighbour", "cc_combine", "pending_bits", "sssp_buckets", "sssp_publish",
-           "sssp_relax", "sssp_edge_kinds", "NO_BUCKET"]
+           "unique_inverse", "cc_min_neighbour", "edge_set_hashes", "cc_combine", "pending_bits", "sssp_buckets",
+           "sssp_publish", "sssp_relax", "sssp_edge_kinds", "NO_BUCKET"]
 
 NAME = "numpy"
 
@@ -518,18 +518,45 @@ def local_components(indptr: np.ndarray, indices: np.ndarray, n_local: int, keys
 
 
 def cc_min_neighbour(indptr: np.ndarray, indices: np.ndarray, gkey: np.ndarray, gptr: np.ndarray,
-                     mkey: np.ndarray, mptr: np.ndarray) -> None:
+                     mkey: np.ndarray, mptr: np.ndarray, push: bool = True) -> None:
     """Over every local edge ``(c, v)`` in both directions, lower ``(mkey, mptr)`` of one end
     to ``(gkey, gptr)`` of the other where ``gkey`` is smaller (a pair moves as one: the
-    key names the vertex the pointer points to)."""
+    key names the vertex the pointer points to). Without ``push`` only the rows are lowered
+    (from their columns): enough where every edge is stored in both directions."""
     n_rows = indptr.shape[0] - 1
     row = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(indptr))
     col = indices.astype(np.int64)
-    for dst, src in ((row, col), (col, row)):
+    for dst, src in ((row, col), (col, row)) if push else ((row, col),):
         cand = gkey[src]
         np.minimum.at(mkey, dst, cand)
         won = cand == mkey[dst]
         mptr[dst[won]] = gptr[src[won]]
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, on uint64 (wrapping)."""
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def edge_set_hashes(indptr: np.ndarray, indices: np.ndarray, row_ids: np.ndarray, col_ids: np.ndarray,
+                    key: int) -> np.ndarray:
+    """The XOR over the local edges ``c -> i`` (row ``i``, column ``c``, named by ``row_ids[i]``
+    and ``col_ids[c]``) of a keyed hash of the pair, and of the reversed pair (uint64[2]).
+    Over all ranks the two are equal when the edge set is symmetric, and differ with
+    probability 1 - 2^-64 otherwise (a set: no edge twice)."""
+    with np.errstate(over="ignore"):
+        n_rows = indptr.shape[0] - 1
+        a = np.repeat(np.asarray(row_ids[:n_rows], dtype=np.int64), np.diff(indptr)).view(np.uint64)
+        b = np.asarray(col_ids, dtype=np.int64)[indices].view(np.uint64)
+        k, mul = np.uint64(key), np.uint64(0xD6E8FEB86659FD93)
+        out = np.zeros(2, dtype=np.uint64)
+        # the hash of an edge x -> y is mix64((x ^ key) * mul + y)
+        out[0] = np.bitwise_xor.reduce(_mix64((b ^ k) * mul + a), initial=np.uint64(0))
+        out[1] = np.bitwise_xor.reduce(_mix64((a ^ k) * mul + b), initial=np.uint64(0))
+    return out
 
 
 def cc_combine(index: np.ndarray, key: np.ndarray, ptr: np.ndarray, fkey: np.ndarray, fptr: np.ndarray) -> None:

@@ -65,6 +65,27 @@ def test_generated_graphs_every_partitioner_and_backend(comm, kind):
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("kind", ["rmat", "er", "disconnected"])
+def test_symmetric_graphs_pull_alone_and_match(comm, kind):
+    """Every edge stored both ways: FastSV lowers the rows from their columns and sends
+    nothing back; one missing reverse edge puts the push and the reverse exchange back."""
+    n, src, dst = generated(kind)
+    A = csr_min(np.concatenate([src, dst]), np.concatenate([dst, src]), None, n)
+    ids = (np.arange(n) * 7919) % 10007
+    for part in PARTITIONERS:
+        with distribute(comm, A, ids, part, weighted=False) as g:
+            assert g.is_symmetric()
+            check_cc(comm, g, A, ids, f"symmetric {kind}/{part}", backends=("numba", "numpy"))
+    coo = A.tocoo()
+    drop = int(np.flatnonzero(coo.row != coo.col)[0])
+    keep = np.arange(coo.nnz) != drop
+    B = csr_min(coo.row[keep], coo.col[keep], None, n)
+    with distribute(comm, B, ids, "hash", weighted=False) as g:
+        assert not g.is_symmetric()
+        check_cc(comm, g, B, ids, f"one reverse edge missing {kind}")
+
+
+@pytest.mark.timeout(120)
 def test_long_path_needs_few_supersteps(comm):
     """A path of 4000 vertices numbered at random and spread by hash: plain label
     propagation would need ~4000 supersteps; pointer jumping needs O(log n)."""

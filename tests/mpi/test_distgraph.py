@@ -161,3 +161,20 @@ def test_bad_input_raises_the_same_error_on_every_rank(comm, kwargs, message):
     with pytest.raises(InputError, match=message) as info:
         from_edges(comm=comm, **kwargs)
     assert info.value.collective
+
+
+@pytest.mark.parametrize("partitioner", PARTITIONERS)
+def test_is_symmetric_checks_the_edges_not_the_claim(comm, partitioner):
+    rng = np.random.default_rng(11)
+    n = 80
+    u, v = rng.integers(0, n, 300), rng.integers(0, n, 300)
+    sym = np.unique(np.stack([np.concatenate([u, v]), np.concatenate([v, u])], axis=1), axis=0)
+    loop = sym[:, 0] == sym[:, 1]
+    drop = int(np.flatnonzero(~loop)[0])  # one edge whose reverse stays
+    broken = np.delete(sym, drop, axis=0)
+    cases = [(sym, True, True), (sym, False, True),  # the claim does not matter, the edges do
+             (broken, False, False), (np.stack([u, v], axis=1), True, False)]
+    for edges, directed, want in cases:
+        s, d = my_slice(comm, edges[:, 0], edges[:, 1])
+        with from_edges(s, d, n=n, comm=comm, partitioner=partitioner, directed=directed) as g:
+            assert g.is_symmetric() == want

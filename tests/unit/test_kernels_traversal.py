@@ -258,6 +258,62 @@ def test_cc_pair_minima_identical(seed):
     assert np.array_equal(mp, mk * 1000 + 7) and (mk <= gkey).all()
 
 
+def symmetric_local_graph(seed, n_owned=50, n_ghost=20, m=200):
+    """A local in-edge CSR whose owned-owned edges come in both directions (as on a
+    symmetric graph), plus one-way edges from ghosts."""
+    rng = np.random.default_rng(seed)
+    u, v = rng.integers(0, n_owned, m), rng.integers(0, n_owned, m)
+    g = n_owned + rng.integers(0, n_ghost, m // 4)
+    dst = np.concatenate([u, v, rng.integers(0, n_owned, m // 4)])
+    src = np.concatenate([v, u, g])
+    pairs = np.unique(np.stack([dst, src], axis=1), axis=0)
+    indptr = np.zeros(n_owned + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pairs[:, 0], minlength=n_owned), out=indptr[1:])
+    return indptr, pairs[:, 1].astype(np.int32), n_owned + n_ghost
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_cc_pull_alone_lowers_the_rows_as_both_directions_do_on_symmetric_storage(seed):
+    indptr, indices, n_local = symmetric_local_graph(seed)
+    n_owned = indptr.shape[0] - 1
+    rng = np.random.default_rng(seed)
+    gkey = rng.integers(0, 40, n_local).astype(np.int64)
+    gptr = gkey * 1000 + 7
+    outs = []
+    for k in (ref, nb):
+        for push in (True, False):
+            mk, mp = gkey.copy(), gptr.copy()
+            k.cc_min_neighbour(indptr, indices, gkey, gptr, mk, mp, push)
+            outs.append((mk[:n_owned], mp[:n_owned]))
+    for other in outs[1:]:
+        assert all(np.array_equal(x, y) for x, y in zip(outs[0], other))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_edge_set_hashes_tell_a_symmetric_edge_set(seed):
+    rng = np.random.default_rng(seed)
+    n = 40
+    u, v = rng.integers(0, n, 150), rng.integers(0, n, 150)
+    sym = np.unique(np.stack([np.concatenate([u, v]), np.concatenate([v, u])], axis=1), axis=0)
+    one_way = sym[sym[:, 0] != sym[:, 1]][:1]  # dropping one direction of one edge breaks it
+    broken = np.array([e for e in sym.tolist() if e != one_way[0].tolist()])
+    ids = rng.permutation(10 * n)[:n].astype(np.int64) * 1_000_003  # any global ids
+    key = int(rng.integers(0, 2**63))
+    for edges, symmetric in ((sym, True), (broken, False)):
+        # split the rows over two "ranks" as a partition would, and XOR their hashes
+        total = {}
+        for k in (ref, nb):
+            acc = np.zeros(2, dtype=np.uint64)
+            for part in (edges[edges[:, 0] < n // 2], edges[edges[:, 0] >= n // 2]):
+                rows = np.unique(part[:, 0])
+                indptr = np.zeros(rows.shape[0] + 1, dtype=np.int64)
+                np.cumsum(np.bincount(np.searchsorted(rows, part[:, 0]), minlength=rows.shape[0]), out=indptr[1:])
+                acc ^= k.edge_set_hashes(indptr, part[:, 1].astype(np.int32), ids[rows], ids, key)
+            total[k.NAME] = acc
+        assert np.array_equal(total["numpy"], total["numba"])
+        assert (total["numpy"][0] == total["numpy"][1]) == symmetric
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_sssp_phase_identical(seed):
     indptr, indices, w, _, n_local = local_graph(seed)

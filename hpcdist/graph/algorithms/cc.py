@@ -69,9 +69,13 @@ class CCProgram:
         crossing = np.array([nl - no], dtype=np.int64)
         g.comm.Allreduce(MPI.IN_PLACE, crossing, op=MPI.SUM)
         self.local_is_final = int(crossing[0]) == 0
+        # Every edge stored both ways (checked, not the caller's directed=False): each row
+        # already sees all its neighbours, so nothing is pushed to the ghosts and sent back.
+        self.symmetric = not self.local_is_final and g.is_symmetric(kernels)
         t0 = time.perf_counter()
         # numba compiles (or loads) these variants here, in the set-up: calls with no work
-        kernels.cc_min_neighbour(g.in_indptr[:1], g.in_indices[:0], self.gk, self.gp, self.mk, self.mp)
+        kernels.cc_min_neighbour(g.in_indptr[:1], g.in_indices[:0], self.gk, self.gp, self.mk, self.mp,
+                                 not self.symmetric)
         kernels.cc_combine(g.halo.layout.send_index[:0], self.gk[:0], self.gp[:0], self.mk, self.mp)
         self.warm_up_seconds = time.perf_counter() - t0
 
@@ -116,11 +120,11 @@ class CCProgram:
         mk, mp = self.mk, self.mp
         mk[:] = self.gk
         mp[:] = self.gp
-        k.cc_min_neighbour(g.in_indptr, g.in_indices, self.gk, self.gp, mk, mp)
-        # what was written into ghost slots goes to the owners, combined by key
-        rk = g.halo.reverse_gather(mk).copy()  # the buffer is shared by int64 channels
-        rp = g.halo.reverse_gather(mp)
-        k.cc_combine(g.halo.layout.send_index, rk, rp, mk, mp)
+        k.cc_min_neighbour(g.in_indptr, g.in_indices, self.gk, self.gp, mk, mp, not self.symmetric)
+        if not self.symmetric:  # what was written into ghost slots goes to the owners, combined by key
+            rk = g.halo.reverse_gather(mk).copy()  # the buffer is shared by int64 channels
+            rp = g.halo.reverse_gather(mp)
+            k.cc_combine(g.halo.layout.send_index, rk, rp, mk, mp)
         new_k, new_p = self.fkey.copy(), self.fptr.copy()
         # stochastic hooking: the parent's parent moves to mngf where that is smaller
         hook = np.flatnonzero(mk[:no] < self.gk[:no])
