@@ -74,7 +74,13 @@ class VertexProgram(Protocol):
     the owned bits already hold the frontier too (the engine may read them instead of the queue)
     (:mod:`hpcdist.graph.frontier_exchange`; the ``exchange`` argument does not apply). It
     returns None for a superstep whose ghost bits the program set itself (BFS's first: the
-    source, known to every rank), which then exchanges nothing.
+    source, known to every rank), which then exchanges nothing. Such a program may also
+    have ``advance(superstep)``: the local part of :meth:`apply` that puts the next
+    frontier in place (idempotent; :meth:`apply` calls it too). Where every rank neighbours
+    every other (``FrontierExchange.carries``) and a superstep reduces counts alone, the
+    engine then calls it after :meth:`compute`, sends the next frontier with the counts in
+    the same messages, and skips the allreduce: one collective a superstep. A superstep's
+    ``bytes_sent`` are those of the exchanges it ran.
 
     ``exchange_lossy_ok = True`` declares that the program's results tolerate published
     float64 values rounded to float32 (``run_bsp(..., exchange_precision="float32")``);
@@ -253,6 +259,7 @@ def run_bsp(
         Supersteps run (counting those before a resume), whether the program converged, the wall time of the loop
         (slowest rank) and per-superstep metrics.
     """
+    from hpcdist.graph.frontier_exchange import CARRY_WORDS
     from hpcdist.graph.sparse_exchange import EXCHANGE_MODES, EXCHANGE_PRECISIONS, SparseExchange
     from hpcdist.runtime.comm import MPI
     from hpcdist.runtime.errors import InputError, collective
@@ -278,6 +285,10 @@ def run_bsp(
     # The interior needs no ghost; alone, a rank has no ghosts, so there is nothing to overlap.
     overlap = exchange in ("sparse", "frontier") and comm.Get_size() > 1 and hasattr(program, "compute_interior")
     channel = graph.halo.frontier() if frontier and comm.Get_size() > 1 else None
+    # Where every rank neighbours every other, the next superstep's frontier carries this
+    # one's counts: one collective a superstep, not an exchange and an allreduce. Only a
+    # program that can step to its next frontier before it sees the counts (``advance``).
+    fuse = channel is not None and channel.carries and hasattr(program, "advance")
     sparse: SparseExchange | None = None
     bar = None
     if progress and comm.Get_rank() == 0:
@@ -305,13 +316,16 @@ def run_bsp(
         if resume is not None:
             program.restore(resume.state, resume.scalars)
             first = resume.superstep + 1
+        ahead = False  # whether this superstep's ghost bits came with the previous one's counts
         for step in range(first, max_supersteps):
             t0 = time.perf_counter()
             values = program.exchange_values(step)
             sent = dense = 0
             interior_s = 0.0
-            front = program.exchange_frontier(step) if frontier else None  # type: ignore[attr-defined]
-            if front is not None and channel is not None:
+            front = program.exchange_frontier(step) if frontier and not ahead else None  # type: ignore[attr-defined]
+            if ahead:
+                dense = channel.dense_bytes  # type: ignore[union-attr]
+            elif front is not None and channel is not None:
                 if channel.plan is not graph.halo:  # a new plan (rebalanced graph)
                     channel = graph.halo.frontier()
                 bits, queue, n_queue, owned_bits = front
@@ -345,8 +359,27 @@ def run_bsp(
             local = program.compute(step)
             t2 = time.perf_counter()
             n_counts = len(local.counts)
+            fused_s = 0.0
+            if fuse and channel is not None and channel.plan is not graph.halo:  # a new plan (rebalanced graph)
+                channel = graph.halo.frontier()
+                fuse = channel.carries
+            # the same choice on every rank: the counts' number and the sums' are the program's
+            ahead = fuse and not local.sums and not local.limbs and n_counts + 3 <= CARRY_WORDS
+            if ahead:
+                assert channel is not None
+                sent += channel.bytes_sent
             extra = [*local.counts, local.active, sent, dense]
-            if local.limbs:
+            if ahead:
+                assert channel is not None
+                tf = time.perf_counter()
+                program.advance(step)  # type: ignore[attr-defined]
+                bits, queue, n_queue, owned_bits = program.exchange_frontier(step + 1)  # type: ignore[attr-defined]
+                own = np.array(extra, dtype=np.int64)
+                channel.start(queue, n_queue, kernels, bits if owned_bits else None, carry=own)
+                channel.finish(bits, kernels)
+                sums, counts = [], channel.carried(own).tolist()
+                fused_s = time.perf_counter() - tf
+            elif local.limbs:
                 sums, counts, overflowed = reduce_fixed(comm, local.limbs, local.exponents, extra, local.overflow)
                 if overflowed:  # some term broke the agreed bound: every rank redoes it
                     assert local.fallback is not None
@@ -355,7 +388,8 @@ def run_bsp(
                 sums, counts = reproducible_sums(comm, list(local.sums), kernels, counts=extra)
             converged = program.apply(step, sums, counts[:n_counts])
             t3 = time.perf_counter()
-            m = SuperstepMetrics(step, t2 - t1 + interior_s, t1 - t0 - interior_s, t3 - t2, counts[n_counts + 1],
+            m = SuperstepMetrics(step, t2 - t1 + interior_s, t1 - t0 - interior_s + fused_s, t3 - t2 - fused_s,
+                                 counts[n_counts + 1],
                                  counts[n_counts], bytes_dense=counts[n_counts + 2], overlap_s=interior_s)
             metrics.append(m)
             if bar is not None:
@@ -367,6 +401,8 @@ def run_bsp(
             # Not after the last superstep: a run resumed from there would do one more.
             if on_superstep is not None:
                 on_superstep(step, program)
+                if ahead and channel is not None and channel.plan is not graph.halo:
+                    ahead = False  # the hook rebalanced the graph: the bits came in the old layout
     finally:
         if bar is not None:
             bar.close()

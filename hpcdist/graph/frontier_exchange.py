@@ -12,6 +12,13 @@ neighbour's bitmap arrives in its ghost order, which is the receiver's ghost ord
 is shifted word by word into the receiver's frontier bitmap (one bit per local column)
 at that owner's ghost offset. The sizes are fixed: one persistent neighbourhood
 collective of uint64 words, no header round, one eighth of the plain exchange's bytes.
+
+Where every rank is every other rank's neighbour both ways (two ranks with any edge between
+them; a few ranks of a power-law graph), each message also carries :data:`CARRY_WORDS`
+int64 words after its bitmap: the sender's counts of the level (``start(..., carry=)``),
+which every rank then sums itself (:meth:`FrontierExchange.carried`). The engine sends the
+next level's frontier together with this level's counts, so a level costs one collective
+instead of the exchange and an allreduce (:func:`hpcdist.graph.bsp.run_bsp`).
 """
 
 from __future__ import annotations
@@ -24,7 +31,10 @@ import numpy as np
 if TYPE_CHECKING:
     from hpcdist.graph.halo import HaloPlan
 
-__all__ = ["FrontierExchange", "pack_masks"]
+__all__ = ["FrontierExchange", "pack_masks", "CARRY_WORDS"]
+
+#: int64 words after each bitmap for the sender's counts, where the channel :attr:`carries`.
+CARRY_WORDS = 8
 
 
 def pack_masks(send_index: np.ndarray, send_first: np.ndarray,
@@ -86,6 +96,9 @@ class FrontierExchange:
         Bytes the plain exchange of one flag byte per ghost copy sends.
     gather_min : int
         The smallest queue that :meth:`start` gathers from owned bits, when it has them.
+    carries : bool
+        Whether every rank is every other's neighbour both ways (agreed over the plan's
+        ranks): each message then carries :data:`CARRY_WORDS` counts, summed by :meth:`carried`.
     """
 
     def __init__(self, plan: "HaloPlan") -> None:
@@ -95,10 +108,22 @@ class FrontierExchange:
         lay = plan.layout
         self.plan = plan
         self.n_owned = lay.n_owned
-        send_words = (lay.send_counts + 63) // 64
-        recv_words = (lay.recv_counts + 63) // 64
+        comm = plan.neighbour_comm
+        size = comm.Get_size()  # the graph's ranks, all of them
+        # every other rank a neighbour both ways, on every rank: then the counts that the
+        # neighbours carry add up to the global ones
+        complete = np.array([int(lay.send_counts.shape[0] == size - 1 and lay.recv_counts.shape[0] == size - 1
+                                 and size > 1)], dtype=np.int64)
+        comm.Allreduce(MPI.IN_PLACE, complete, op=MPI.MIN)
+        self.carries = bool(complete[0])
+        extra = CARRY_WORDS if self.carries else 0
+        bitmap_words = (lay.send_counts + 63) // 64
+        send_words = bitmap_words + extra
+        recv_words = (lay.recv_counts + 63) // 64 + extra
         send_word_at = np.concatenate([[0], np.cumsum(send_words)]).astype(np.int64)
         self.recv_word = HaloLayout.displacements(recv_words)
+        send_carry_at = send_word_at[:-1] + bitmap_words
+        recv_carry_at = self.recv_word + recv_words - extra
         self.recv_count = np.asarray(lay.recv_counts, dtype=np.int64)
         # The bit of each send-list entry: its neighbour's first word, then its place there.
         n_send = int(lay.send_counts.sum())
@@ -120,27 +145,36 @@ class FrontierExchange:
         self.gather_min = max(1, int(GATHER_MIN_PER_WORD * self._pack[1].shape[0]))
         self.send = np.zeros(int(send_word_at[-1]), dtype=np.uint64)
         self.recv = np.zeros(int(recv_words.sum()), dtype=np.uint64)
+        # each message's count words, after its bitmap (the unpack reads the bitmap alone),
+        # as int64 views made once: a level's counts then cost a few microseconds less
+        self._send_carry = [self.send[a:a + extra].view(np.int64) for a in send_carry_at.tolist()] if extra else []
+        self._recv_carry = [self.recv[a:a + extra].view(np.int64) for a in recv_carry_at.tolist()] if extra else []
         spec = ([self.send, (send_words, send_word_at[:-1]), MPI.UINT64_T],
                 [self.recv, (recv_words, self.recv_word), MPI.UINT64_T])
-        comm = plan.neighbour_comm
         self._request: Any = comm.Neighbor_alltoallv_init(*spec) if hasattr(comm, "Neighbor_alltoallv_init") else None
         self._spec = spec
         self._comm = comm
         self.bytes_sent = int(self.send.nbytes)
         self.dense_bytes = n_send  # one flag byte per ghost copy
 
-    def start(self, queue: np.ndarray, n_queue: int, kernels: ModuleType, bits: np.ndarray | None = None) -> None:
+    def start(self, queue: np.ndarray, n_queue: int, kernels: ModuleType, bits: np.ndarray | None = None,
+              carry: np.ndarray | None = None) -> None:
         """Publish the owned frontier ``queue[:n_queue]`` (local ids) and start sending.
 
         The send bitmaps are rebuilt from the queue alone: a vertex that left the
         frontier has its bit cleared without being named. ``bits``, when given, holds the
         same frontier as owned bits: a queue of at least :attr:`gather_min` vertices is
-        then gathered from them, word by word (:func:`pack_masks`), instead.
+        then gathered from them, word by word (:func:`pack_masks`), instead. ``carry``
+        (int64, at most :data:`CARRY_WORDS`, only where the channel :attr:`carries`) goes
+        to every neighbour with the bitmap; :meth:`carried` sums it after :meth:`finish`.
         """
         if bits is not None and n_queue >= self.gather_min:
             kernels.frontier_gather(self.send, self._send_word, *self._pack, bits)
         else:
             kernels.frontier_publish(self.send, self.map_ptr, self.map_pos, queue, n_queue)
+        if carry is not None:
+            for words in self._send_carry:
+                words[: carry.shape[0]] = carry
         if self._request is not None:
             self._request.Start()
 
@@ -152,6 +186,15 @@ class FrontierExchange:
         else:
             self._comm.Neighbor_alltoallv(*self._spec)
         kernels.frontier_unpack(self.recv, self.recv_word, self.recv_count, bits, self.n_owned)
+
+    def carried(self, own: np.ndarray) -> np.ndarray:
+        """The sum over all ranks of what each passed as ``carry`` to :meth:`start` (this
+        rank's ``own``, int64), once :meth:`finish` has returned. Exact, and the same on
+        every rank: integers, and every rank's words reached every other rank."""
+        total = own.copy()
+        for words in self._recv_carry:
+            total += words[: own.shape[0]]
+        return total
 
     def warm_up(self, queue: np.ndarray, bits: np.ndarray, kernels: ModuleType) -> None:
         """Call the kernels with no work, so that numba compiles (or loads) them for these

@@ -6,6 +6,7 @@ import pytest
 
 from hpcdist.graph import bfs, connected_components, from_edges, pagerank, sssp
 from hpcdist.graph import halo_codec as codec
+from hpcdist.graph.frontier_exchange import CARRY_WORDS
 from hpcdist.graph.sparse_exchange import SPARSE_MIN_VALUES, SparseExchange
 from hpcdist.kernels import numba_cpu, numpy_ref
 from hpcdist.runtime.comm import MPI
@@ -115,8 +116,15 @@ def test_dense_bytes_are_send_counts_times_itemsize(comm):
                 # level, in one round without headers, whatever the halo's size; nothing at
                 # the first level, whose frontier (the source) every rank knows
                 words = sum(8 * ((c + 63) // 64) for c in sizes)
-                assert b.run.metrics[0].bytes_sent == 0
-                assert all(m.bytes_sent == words for m in b.run.metrics[1:])
+                if g.halo.frontier().carries:
+                    # every rank neighbours every other: each message also carries the
+                    # level's counts, and the next level's frontier goes with them at the
+                    # end of every superstep (the first's included), in place of an allreduce
+                    assert neighbours == comm.Get_size() * (comm.Get_size() - 1)
+                    assert all(m.bytes_sent == words + 8 * CARRY_WORDS * neighbours for m in b.run.metrics)
+                else:
+                    assert b.run.metrics[0].bytes_sent == 0
+                    assert all(m.bytes_sent == words for m in b.run.metrics[1:])
             elif mode == "dense" or small:
                 assert all(m.bytes_sent == send_total for m in b.run.metrics)
             else:
@@ -227,3 +235,36 @@ def test_unknown_exchange_mode_is_one_input_error(comm):
             pagerank(g, exchange="fast")
         with pytest.raises(InputError, match="bfs: exchange must be one of"):
             bfs(g, 3, exchange="fast")
+
+
+@pytest.mark.parametrize("shape", ["all-pairs", "path"])
+def test_frontier_messages_carry_counts_only_where_every_rank_neighbours_every_other(comm, shape):
+    size, n = comm.Get_size(), 40 * comm.Get_size()
+    if shape == "all-pairs":  # an edge between every two ranks' first vertices
+        pairs = [(40 * a, 40 * b) for a in range(size) for b in range(size) if a != b]
+        src, dst = np.array([p[0] for p in pairs], dtype=np.int64), np.array([p[1] for p in pairs], dtype=np.int64)
+    else:  # 0 - 1 - 2 - ...: a rank neighbours the ranks before and after it
+        src, dst = np.arange(n - 1), np.arange(1, n)
+    src, dst = np.concatenate([src, dst]), np.concatenate([dst, src])
+    mine = slice(comm.rank, None, size)
+    with from_edges(src[mine], dst[mine], None, n=n, comm=comm, partitioner="block") as g:
+        fx = g.halo.frontier()
+        assert fx.carries == (size > 1 and (shape == "all-pairs" or size == 2))
+        words = int(((g.halo.layout.send_counts + 63) // 64).sum())
+        assert fx.bytes_sent == 8 * (words + (CARRY_WORDS * (size - 1) if fx.carries else 0))
+        if not fx.carries:
+            return
+        # the whole owned range in the frontier: every ghost bit set, whatever the counts
+        queue = np.arange(g.n_owned, dtype=np.int64)
+        own = np.array([comm.rank, 1, comm.rank ** 2, -5, 2**40], dtype=np.int64)
+        for kernels in (numba_cpu, numpy_ref):
+            got = np.zeros((g.n_local + 63) // 64, dtype=np.uint64)
+            fx.start(queue, queue.shape[0], kernels, carry=own)
+            fx.finish(got, kernels)
+            flags = np.unpackbits(got.view(np.uint8), bitorder="little")[: g.n_local]
+            assert flags[: g.n_owned].sum() == 0 and flags[g.n_owned :].all()
+            total = [sum(range(size)), size, sum(r * r for r in range(size)), -5 * size, size * 2**40]
+            assert fx.carried(own).tolist() == total
+            fx.start(queue, 0, kernels, carry=own[:2])  # an empty frontier: no ghost bit
+            fx.finish(got, kernels)
+            assert not got.any() and fx.carried(own[:2]).tolist() == total[:2]

@@ -166,6 +166,7 @@ class BFSProgram:
         self.queue, self.next_queue = plan.queues
         self.n_queue = 0
         self.n_todo = -1
+        self.advanced = False  # whether advance() ran for the level not yet applied
         src = np.zeros(3, dtype=np.int64)
         if source_local >= 0:
             self.dist[source_local] = 0
@@ -290,8 +291,23 @@ class BFSProgram:
             k.bfs_flags(p.flags, self.queue, self.n_queue, self.next_queue, self.n_next)
         return LocalStep(counts=[int(x) for x in out[:4]], active=int(out[0]))
 
+    def advance(self, superstep: int) -> None:
+        """The local half of :meth:`apply`: the level's new frontier becomes the queue (and,
+        after bottom-up, the owned bits), so that the engine can send it before the global
+        counts are known (with them: :mod:`hpcdist.graph.frontier_exchange`)."""
+        if self.advanced:
+            return
+        self.advanced = True
+        self.queue, self.next_queue = self.next_queue, self.queue
+        self.n_queue = self.n_next
+        self.bits_ready = self.mode == BOTTOM_UP
+        if self.bits_ready:
+            self.bits, self.next_bits = self.next_bits, self.bits
+
     def apply(self, superstep: int, sums: list[float], counts: list[int]) -> bool:
         n_f, m_f, in_f, examined = counts
+        self.advance(superstep)
+        self.advanced = False
         self.modes.append(self.mode)
         self.examined += examined
         self.reached += n_f
@@ -300,11 +316,6 @@ class BFSProgram:
         m_u = self.m_u - in_f
         self.mode = self._next_mode(n_f, m_f, m_u)
         self.n_f, self.m_f, self.m_u = n_f, m_f, m_u
-        self.queue, self.next_queue = self.next_queue, self.queue
-        self.n_queue = self.n_next
-        self.bits_ready = self.modes[-1] == BOTTOM_UP
-        if self.bits_ready:
-            self.bits, self.next_bits = self.next_bits, self.bits
         return n_f == 0
 
     def _next_mode(self, n_f: int, m_f: int, m_u: int) -> int:
@@ -353,6 +364,7 @@ class BFSProgram:
         self.n_todo = -1
         self.bits_ready = False
         self.ghosts_ready = False
+        self.advanced = False
 
 
 def bfs(
