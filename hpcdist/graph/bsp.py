@@ -11,6 +11,7 @@ go). Algorithms are :class:`VertexProgram` objects: what to compute, not how to 
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Callable, Protocol, Sequence
@@ -210,6 +211,7 @@ def run_bsp(
     resume: Resume | None = None,
     exchange: str = "auto",
     exchange_precision: str = "float64",
+    agreed: bool = False,
 ) -> BSPRun:
     """Run ``program`` on ``graph`` until it converges or ``max_supersteps`` pass.
 
@@ -252,6 +254,11 @@ def run_bsp(
         With ``dense`` (and ``auto``) the rounded values go in one persistent collective
         of fixed size; with ``sparse`` through the optimizer's encodings. Other programs,
         and parameters the program refuses, raise one InputError on every rank.
+    agreed : bool
+        The caller has already made every rank agree that ``exchange`` and
+        ``exchange_precision`` suit ``program`` (BFS checks its arguments in the allreduce
+        that finds its source): they are still checked, but without the allreduce that
+        makes the ranks raise together, which costs a search a few microseconds.
 
     Returns
     -------
@@ -265,7 +272,7 @@ def run_bsp(
     from hpcdist.runtime.errors import InputError, collective
 
     comm = graph.comm
-    with collective(comm):
+    with nullcontext() if agreed else collective(comm):
         if exchange not in EXCHANGE_MODES:
             raise InputError(f"exchange must be one of {', '.join(EXCHANGE_MODES)}, got {exchange!r}")
         if exchange_precision not in EXCHANGE_PRECISIONS:

@@ -97,6 +97,11 @@ def test_missing_source_is_one_input_error(comm):
             bfs(g, 7)
         with pytest.raises(InputError, match="direction must be"):
             bfs(g, 10, direction="sideways")
+        # one rank's bad argument: every rank raises its error, and nobody waits
+        last = comm.Get_size() - 1
+        with pytest.raises(InputError, match="exchange must be one of") as info:
+            bfs(g, 10, exchange="carrier pigeon" if comm.rank == last else "auto")
+        assert info.value.origin_rank == last
         assert gathered(comm, bfs(g, 10)).tolist() == [0, 1, 2]
 
 

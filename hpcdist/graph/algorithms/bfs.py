@@ -45,7 +45,7 @@ import numpy as np
 from hpcdist.graph.bsp import LocalStep, Resume, SuperstepHook, run_bsp
 from hpcdist.graph.distgraph import sorted_find
 from hpcdist.graph.results import VertexResult
-from hpcdist.runtime.errors import InputError, collective
+from hpcdist.runtime.errors import InputError, agree, collective
 
 if TYPE_CHECKING:
     from hpcdist.graph.distgraph import DistGraph
@@ -131,14 +131,18 @@ def bfs_plan(graph: "DistGraph", kernels: ModuleType | None = None) -> _Plan:
 
 
 class BFSProgram:
-    """BFS as a :class:`~hpcdist.graph.bsp.VertexProgram` (one level per superstep)."""
+    """BFS as a :class:`~hpcdist.graph.bsp.VertexProgram` (one level per superstep).
+
+    ``problem`` is this rank's error with the caller's arguments, or None: it travels in the
+    allreduce that finds the source, and every rank raises the first rank's one there."""
 
     name = "bfs"
     #: the frontier flags are 0/1: the communication optimizer sends them as bitmaps
     exchange_binary = True
 
     def __init__(self, graph: "DistGraph", kernels: ModuleType, source_local: int, *, direction: str = "auto",
-                 alpha: float = ALPHA, beta: float = BETA, frontier: bool = True, source: int | None = None) -> None:
+                 alpha: float = ALPHA, beta: float = BETA, frontier: bool = True, source: int | None = None,
+                 problem: BaseException | None = None) -> None:
         from hpcdist.runtime.comm import MPI
 
         g = self.graph = graph
@@ -167,16 +171,19 @@ class BFSProgram:
         self.n_queue = 0
         self.n_todo = -1
         self.advanced = False  # whether advance() ran for the level not yet applied
-        src = np.zeros(3, dtype=np.int64)
+        src = np.zeros(4, dtype=np.int64)
+        src[3] = problem is not None
         if source_local >= 0:
             self.dist[source_local] = 0
             self.queue[0] = source_local
             self.n_queue = 1
             if self.exchanging:
                 plan.flags[source_local] = 1
-            src[:] = g.out_degree[source_local], self.in_deg[source_local], 1
+            src[:3] = g.out_degree[source_local], self.in_deg[source_local], 1
         glob = np.empty_like(src)
         g.comm.Allreduce(src, glob, op=MPI.SUM)
+        if glob[3]:  # some rank's arguments are wrong: every rank raises the first one's error
+            agree(g.comm, problem)
         #: the ranks that own the source: 0 when it is not a vertex (the same on every rank)
         self.source_owners = int(glob[2])
         # Beamer's inputs, kept up to date from each level's global counts (no pass over
@@ -420,11 +427,13 @@ def bfs(
     from hpcdist.graph.algorithms.pagerank import resolve_kernels
 
     comm = graph.comm
-    with collective(comm):  # one agreement for both arguments: each costs an allreduce per search
-        if direction not in ("auto", "top-down", "bottom-up"):
-            raise InputError(f"bfs: direction must be auto, top-down or bottom-up, got {direction!r}")
-        if exchange not in ("auto", "sparse", "dense"):
-            raise InputError(f"bfs: exchange must be one of auto, sparse, dense, got {exchange!r}")
+    # checked here, agreed on in the allreduce that finds the source (BFSProgram): a
+    # collective of its own would cost every search an allreduce
+    problem = None
+    if direction not in ("auto", "top-down", "bottom-up"):
+        problem = InputError(f"bfs: direction must be auto, top-down or bottom-up, got {direction!r}")
+    elif exchange not in ("auto", "sparse", "dense"):
+        problem = InputError(f"bfs: exchange must be one of auto, sparse, dense, got {exchange!r}")
     if isinstance(backend, str) or backend is None:
         # agreed once per graph and backend name: repeated roots (Graph500's 64) skip it
         kernels = graph.derived(("bfs_kernels", backend), lambda: resolve_kernels(backend, comm))
@@ -432,11 +441,12 @@ def bfs(
         kernels = resolve_kernels(backend, comm)
 
     src_local = graph.find_original(source)
-    program = BFSProgram(graph, kernels, src_local, direction=direction, frontier=exchange == "auto", source=source)
+    program = BFSProgram(graph, kernels, src_local, direction=direction, frontier=exchange == "auto", source=source,
+                         problem=problem)
     if program.source_owners == 0:
         graph.locate(source, "bfs: source vertex")  # raises the graph's InputError on every rank
     run = run_bsp(graph, program, max_supersteps=graph.n_vertices + 1, kernels=kernels, progress=progress,
-                  on_superstep=on_superstep, resume=resume, exchange=exchange)
+                  on_superstep=on_superstep, resume=resume, exchange=exchange, agreed=True)
     # every reached vertex was in exactly one level's counts: no pass over the vertices
     edges = program.out_edges if graph.directed else program.out_edges // 2
     levels = program.level  # the last superstep found nothing
