@@ -383,8 +383,8 @@ def run_bsp(
                 bits, queue, n_queue, owned_bits = program.exchange_frontier(step + 1)  # type: ignore[attr-defined]
                 own = np.array(extra, dtype=np.int64)
                 channel.start(queue, n_queue, kernels, bits if owned_bits else None, carry=own)
-                channel.finish(bits, kernels)
-                sums, counts = [], channel.carried(own).tolist()
+                channel.finish(bits, kernels, carry=own)  # own: now the sums over all ranks
+                sums, counts = [], own.tolist()
                 fused_s = time.perf_counter() - tf
             elif local.limbs:
                 sums, counts, overflowed = reduce_fixed(comm, local.limbs, local.exponents, extra, local.overflow)

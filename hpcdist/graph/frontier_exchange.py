@@ -16,7 +16,7 @@ collective of uint64 words, no header round, one eighth of the plain exchange's 
 Where every rank is every other rank's neighbour both ways (two ranks with any edge between
 them; a few ranks of a power-law graph), each message also carries :data:`CARRY_WORDS`
 int64 words after its bitmap: the sender's counts of the level (``start(..., carry=)``),
-which every rank then sums itself (:meth:`FrontierExchange.carried`). The engine sends the
+which every rank then sums itself (``FrontierExchange.finish(..., carry)``). The engine sends the
 next level's frontier together with this level's counts, so a level costs one collective
 instead of the exchange and an allreduce (:func:`hpcdist.graph.bsp.run_bsp`).
 """
@@ -98,7 +98,7 @@ class FrontierExchange:
         The smallest queue that :meth:`start` gathers from owned bits, when it has them.
     carries : bool
         Whether every rank is every other's neighbour both ways (agreed over the plan's
-        ranks): each message then carries :data:`CARRY_WORDS` counts, summed by :meth:`carried`.
+        ranks): each message then carries :data:`CARRY_WORDS` counts, summed by :meth:`finish`.
     """
 
     def __init__(self, plan: "HaloPlan") -> None:
@@ -122,8 +122,10 @@ class FrontierExchange:
         recv_words = (lay.recv_counts + 63) // 64 + extra
         send_word_at = np.concatenate([[0], np.cumsum(send_words)]).astype(np.int64)
         self.recv_word = HaloLayout.displacements(recv_words)
-        send_carry_at = send_word_at[:-1] + bitmap_words
-        recv_carry_at = self.recv_word + recv_words - extra
+        # each message's count words, after its bitmap (the unpack reads the bitmap alone);
+        # the kernels write and add them, which costs a level no Python
+        self._send_carry_at = (send_word_at[:-1] + bitmap_words)[: len(bitmap_words) if extra else 0]
+        self._recv_carry_at = (self.recv_word + recv_words - extra)[: len(recv_words) if extra else 0]
         self.recv_count = np.asarray(lay.recv_counts, dtype=np.int64)
         # The bit of each send-list entry: its neighbour's first word, then its place there.
         n_send = int(lay.send_counts.sum())
@@ -145,10 +147,6 @@ class FrontierExchange:
         self.gather_min = max(1, int(GATHER_MIN_PER_WORD * self._pack[1].shape[0]))
         self.send = np.zeros(int(send_word_at[-1]), dtype=np.uint64)
         self.recv = np.zeros(int(recv_words.sum()), dtype=np.uint64)
-        # each message's count words, after its bitmap (the unpack reads the bitmap alone),
-        # as int64 views made once: a level's counts then cost a few microseconds less
-        self._send_carry = [self.send[a:a + extra].view(np.int64) for a in send_carry_at.tolist()] if extra else []
-        self._recv_carry = [self.recv[a:a + extra].view(np.int64) for a in recv_carry_at.tolist()] if extra else []
         spec = ([self.send, (send_words, send_word_at[:-1]), MPI.UINT64_T],
                 [self.recv, (recv_words, self.recv_word), MPI.UINT64_T])
         self._request: Any = comm.Neighbor_alltoallv_init(*spec) if hasattr(comm, "Neighbor_alltoallv_init") else None
@@ -166,35 +164,31 @@ class FrontierExchange:
         same frontier as owned bits: a queue of at least :attr:`gather_min` vertices is
         then gathered from them, word by word (:func:`pack_masks`), instead. ``carry``
         (int64, at most :data:`CARRY_WORDS`, only where the channel :attr:`carries`) goes
-        to every neighbour with the bitmap; :meth:`carried` sums it after :meth:`finish`.
+        to every neighbour with the bitmap; pass it to :meth:`finish` too.
         """
+        if carry is not None and carry.shape[0] > CARRY_WORDS * self.carries:
+            raise ValueError(f"FrontierExchange.start: {carry.shape[0]} words to carry, room for "
+                             f"{CARRY_WORDS * self.carries}")
         if bits is not None and n_queue >= self.gather_min:
-            kernels.frontier_gather(self.send, self._send_word, *self._pack, bits)
+            kernels.frontier_gather(self.send, self._send_word, *self._pack, bits, self._send_carry_at, carry)
         else:
-            kernels.frontier_publish(self.send, self.map_ptr, self.map_pos, queue, n_queue)
-        if carry is not None:
-            for words in self._send_carry:
-                words[: carry.shape[0]] = carry
+            kernels.frontier_publish(self.send, self.map_ptr, self.map_pos, queue, n_queue, self._send_carry_at, carry)
         if self._request is not None:
             self._request.Start()
 
-    def finish(self, bits: np.ndarray, kernels: ModuleType) -> None:
+    def finish(self, bits: np.ndarray, kernels: ModuleType, carry: np.ndarray | None = None) -> None:
         """Wait for the neighbours' bitmaps and write them into the ghost bits of ``bits``
-        (one bit per local column, uint64 words); the owned bits are left as they are."""
+        (one bit per local column, uint64 words); the owned bits are left as they are.
+
+        ``carry``, the array given to :meth:`start`, gets every neighbour's added: it then
+        holds the sum over all ranks (exact, and the same on every rank: integers, and
+        every rank's words reached every other rank)."""
         if self._request is not None:
             self._request.Wait()
         else:
             self._comm.Neighbor_alltoallv(*self._spec)
-        kernels.frontier_unpack(self.recv, self.recv_word, self.recv_count, bits, self.n_owned)
-
-    def carried(self, own: np.ndarray) -> np.ndarray:
-        """The sum over all ranks of what each passed as ``carry`` to :meth:`start` (this
-        rank's ``own``, int64), once :meth:`finish` has returned. Exact, and the same on
-        every rank: integers, and every rank's words reached every other rank."""
-        total = own.copy()
-        for words in self._recv_carry:
-            total += words[: own.shape[0]]
-        return total
+        kernels.frontier_unpack(self.recv, self.recv_word, self.recv_count, bits, self.n_owned,
+                                self._recv_carry_at if carry is not None else None, carry)
 
     def warm_up(self, queue: np.ndarray, bits: np.ndarray, kernels: ModuleType) -> None:
         """Call the kernels with no work, so that numba compiles (or loads) them for these

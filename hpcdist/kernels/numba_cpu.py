@@ -683,10 +683,22 @@ def bfs_owned_bits(bits: np.ndarray, queue: np.ndarray, n_queue: int, n_owned: i
     _bfs_owned_bits(bits, queue, np.int64(n_queue), np.int64(n_owned))
 
 
+#: the kernels' stand-in for an optional int64 array that is not given
+_NO_INT = np.zeros(0, dtype=np.int64)
+
+
+@njit(cache=True, inline="always")
+def _put_carry(send, carry_at, carry):  # pragma: no cover - compiled
+    for k in range(carry_at.shape[0]):
+        for j in range(carry.shape[0]):
+            send[carry_at[k] + j] = np.uint64(carry[j])
+
+
 @njit(cache=True)
-def _frontier_publish(send, map_ptr, map_pos, queue, n_queue):  # pragma: no cover - compiled
+def _frontier_publish(send, map_ptr, map_pos, queue, n_queue, carry_at, carry):  # pragma: no cover - compiled
     one = np.uint64(1)
     send[:] = 0
+    _put_carry(send, carry_at, carry)
     for k in range(n_queue):
         v = queue[k]
         a = map_ptr[v]
@@ -703,9 +715,10 @@ def _frontier_publish(send, map_ptr, map_pos, queue, n_queue):  # pragma: no cov
 
 
 def frontier_publish(send: np.ndarray, map_ptr: np.ndarray, map_pos: np.ndarray, queue: np.ndarray,
-                     n_queue: int) -> None:
+                     n_queue: int, carry_at: np.ndarray | None = None, carry: np.ndarray | None = None) -> None:
     """The new frontier into the neighbours' bitmaps (see numpy_ref.frontier_publish)."""
-    _frontier_publish(send, map_ptr, map_pos, queue, np.int64(n_queue))
+    _frontier_publish(send, map_ptr, map_pos, queue, np.int64(n_queue), _NO_INT if carry_at is None else carry_at,
+                      _NO_INT if carry is None else carry)
 
 
 @intrinsic
@@ -785,7 +798,9 @@ def _popcount(typingctx, x):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _frontier_gather(send, send_word, pack_ptr, pack_word, pack_mask, bits):  # pragma: no cover - compiled
+def _frontier_gather(send, send_word, pack_ptr, pack_word, pack_mask, bits, carry_at,
+                     carry):  # pragma: no cover - compiled
+    _put_carry(send, carry_at, carry)
     for j in range(send_word.shape[0]):
         out = send_word[j]
         acc = np.uint64(0)
@@ -807,14 +822,19 @@ def _frontier_gather(send, send_word, pack_ptr, pack_word, pack_mask, bits):  # 
 
 
 def frontier_gather(send: np.ndarray, send_word: np.ndarray, pack_ptr: np.ndarray, pack_word: np.ndarray,
-                    pack_mask: np.ndarray, bits: np.ndarray) -> None:
+                    pack_mask: np.ndarray, bits: np.ndarray, carry_at: np.ndarray | None = None,
+                    carry: np.ndarray | None = None) -> None:
     """The neighbours' bitmaps packed from the owned bits (see numpy_ref.frontier_gather):
     one ``pext`` per owned word that holds a sent vertex, where the CPU has BMI2."""
-    _frontier_gather(send, send_word, pack_ptr, pack_word, pack_mask, bits)
+    _frontier_gather(send, send_word, pack_ptr, pack_word, pack_mask, bits, _NO_INT if carry_at is None else carry_at,
+                     _NO_INT if carry is None else carry)
 
 
 @njit(cache=True)
-def _frontier_unpack(recv, recv_word, recv_count, bits, n_owned):  # pragma: no cover - compiled
+def _frontier_unpack(recv, recv_word, recv_count, bits, n_owned, carry_at, total):  # pragma: no cover - compiled
+    for k in range(carry_at.shape[0]):
+        for j in range(total.shape[0]):
+            total[j] += np.int64(recv[carry_at[k] + j])
     one = np.uint64(1)
     w0 = n_owned >> 6
     if w0 < bits.shape[0]:
@@ -837,9 +857,10 @@ def _frontier_unpack(recv, recv_word, recv_count, bits, n_owned):  # pragma: no 
 
 
 def frontier_unpack(recv: np.ndarray, recv_word: np.ndarray, recv_count: np.ndarray, bits: np.ndarray,
-                    n_owned: int) -> None:
+                    n_owned: int, carry_at: np.ndarray | None = None, total: np.ndarray | None = None) -> None:
     """The neighbours' bitmaps into the ghost bits (see numpy_ref.frontier_unpack)."""
-    _frontier_unpack(recv, recv_word, recv_count, bits, np.int64(n_owned))
+    _frontier_unpack(recv, recv_word, recv_count, bits, np.int64(n_owned), _NO_INT if carry_at is None else carry_at,
+                     _NO_INT if total is None else total)
 
 
 @njit(cache=True)

@@ -265,11 +265,19 @@ def _bit_positions(bits: np.ndarray, lo: int, hi: int) -> np.ndarray:
     return (lo + np.flatnonzero(dense[lo:hi])).astype(np.int64)
 
 
+def _put_carry(send: np.ndarray, carry_at: np.ndarray | None, carry: np.ndarray | None) -> None:
+    """``carry`` (int64) as uint64 words from each ``send[carry_at[k]]`` on."""
+    if carry_at is not None and carry is not None and carry_at.shape[0]:
+        send[np.asarray(carry_at)[:, None] + np.arange(carry.shape[0])] = np.asarray(carry, dtype=np.int64).view(np.uint64)
+
+
 def frontier_publish(send: np.ndarray, map_ptr: np.ndarray, map_pos: np.ndarray, queue: np.ndarray,
-                     n_queue: int) -> None:
+                     n_queue: int, carry_at: np.ndarray | None = None, carry: np.ndarray | None = None) -> None:
     """Clear the send bitmap (uint64 words), then set the bits ``map_pos[map_ptr[v]:map_ptr[v + 1]]``
-    of every owned vertex ``v`` in ``queue[:n_queue]``: its places in the neighbours' bitmaps."""
+    of every owned vertex ``v`` in ``queue[:n_queue]``: its places in the neighbours' bitmaps.
+    ``carry`` (int64), when given, goes to the words from each ``carry_at[k]`` on."""
     send[:] = 0
+    _put_carry(send, carry_at, carry)
     q = np.asarray(queue[:n_queue], dtype=np.int64)
     starts, counts = map_ptr[q], map_ptr[q + 1] - map_ptr[q]
     if not counts.sum():
@@ -280,12 +288,15 @@ def frontier_publish(send: np.ndarray, map_ptr: np.ndarray, map_pos: np.ndarray,
 
 
 def frontier_gather(send: np.ndarray, send_word: np.ndarray, pack_ptr: np.ndarray, pack_word: np.ndarray,
-                    pack_mask: np.ndarray, bits: np.ndarray) -> None:
+                    pack_mask: np.ndarray, bits: np.ndarray, carry_at: np.ndarray | None = None,
+                    carry: np.ndarray | None = None) -> None:
     """The send bitmaps from the owned frontier's bits: neighbour ``k``'s bitmap (from word
     ``send_word[k]``) is the concatenation, for ``t`` in ``pack_ptr[k]:pack_ptr[k + 1]``, of
     the bits of ``bits[pack_word[t]]`` under ``pack_mask[t]``, low to high (its send list,
     in order: see :func:`hpcdist.graph.frontier_exchange.pack_masks`), zero-padded to whole
-    words; the same words :func:`frontier_publish` builds from the frontier's queue."""
+    words; the same words :func:`frontier_publish` builds from the frontier's queue (and
+    ``carry`` as it does)."""
+    _put_carry(send, carry_at, carry)
     for k in range(send_word.shape[0]):
         a, b = int(pack_ptr[k]), int(pack_ptr[k + 1])
         words = np.ascontiguousarray(bits[pack_word[a:b]], dtype=np.uint64)
@@ -300,10 +311,14 @@ def frontier_gather(send: np.ndarray, send_word: np.ndarray, pack_ptr: np.ndarra
 
 
 def frontier_unpack(recv: np.ndarray, recv_word: np.ndarray, recv_count: np.ndarray, bits: np.ndarray,
-                    n_owned: int) -> None:
+                    n_owned: int, carry_at: np.ndarray | None = None, total: np.ndarray | None = None) -> None:
     """Each neighbour's bitmap (``recv_count[k]`` bits from word ``recv_word[k]`` of
     ``recv``) into ``bits`` at the ghost columns, neighbour after neighbour from
-    ``n_owned`` on; every ghost bit is overwritten, the owned ones are kept."""
+    ``n_owned`` on; every ghost bit is overwritten, the owned ones are kept. ``total``
+    (int64), when given, gets added the words from each ``carry_at[k]`` on, as int64."""
+    if carry_at is not None and total is not None and carry_at.shape[0]:
+        words = recv[np.asarray(carry_at)[:, None] + np.arange(total.shape[0])]
+        total += words.view(np.int64).sum(axis=0)
     dense = np.unpackbits(bits.view(np.uint8), bitorder="little")
     got = np.unpackbits(recv.view(np.uint8), bitorder="little")
     at = n_owned

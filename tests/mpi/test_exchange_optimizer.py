@@ -259,12 +259,24 @@ def test_frontier_messages_carry_counts_only_where_every_rank_neighbours_every_o
         own = np.array([comm.rank, 1, comm.rank ** 2, -5, 2**40], dtype=np.int64)
         for kernels in (numba_cpu, numpy_ref):
             got = np.zeros((g.n_local + 63) // 64, dtype=np.uint64)
-            fx.start(queue, queue.shape[0], kernels, carry=own)
-            fx.finish(got, kernels)
+            mine = own.copy()
+            fx.start(queue, queue.shape[0], kernels, carry=mine)
+            fx.finish(got, kernels, carry=mine)
             flags = np.unpackbits(got.view(np.uint8), bitorder="little")[: g.n_local]
             assert flags[: g.n_owned].sum() == 0 and flags[g.n_owned :].all()
             total = [sum(range(size)), size, sum(r * r for r in range(size)), -5 * size, size * 2**40]
-            assert fx.carried(own).tolist() == total
-            fx.start(queue, 0, kernels, carry=own[:2])  # an empty frontier: no ghost bit
-            fx.finish(got, kernels)
-            assert not got.any() and fx.carried(own[:2]).tolist() == total[:2]
+            assert mine.tolist() == total
+            # from the owned bits (the gather), then an empty frontier: no ghost bit
+            owned = np.zeros_like(got)
+            kernels.bfs_owned_bits(owned, queue, queue.shape[0], g.n_owned)
+            mine = own.copy()
+            fx.start(queue, queue.shape[0], kernels, owned, carry=mine)
+            fx.finish(owned, kernels, carry=mine)
+            assert np.unpackbits(owned.view(np.uint8), bitorder="little")[: g.n_local].all()
+            assert mine.tolist() == total
+            mine = own[:2].copy()
+            fx.start(queue, 0, kernels, carry=mine)
+            fx.finish(got, kernels, carry=mine)
+            assert not got.any() and mine.tolist() == total[:2]
+            with pytest.raises(ValueError, match="words to carry"):
+                fx.start(queue, 0, kernels, carry=np.zeros(CARRY_WORDS + 1, dtype=np.int64))

@@ -406,6 +406,36 @@ def test_frontier_publish_and_gather_build_the_same_bitmaps(k, seed, n_owned):
         assert np.array_equal(gathered, send)
 
 
+
+@pytest.mark.parametrize("k", [ref, nb], ids=["numpy", "numba"])
+def test_frontier_kernels_carry_int64_words_beside_the_bitmaps(k):
+    lists, counts, word_at, first, index, ptr, pos = frontier_layout(3, 1000)
+    n_nb, bitmap = len(lists), int(word_at[-1])
+    carry = np.array([7, -5, 2**40, 0, 1], dtype=np.int64)
+    at = bitmap + carry.shape[0] * np.arange(n_nb, dtype=np.int64)  # each neighbour's words, after the bitmaps
+    queue = np.arange(0, 1000, 3, dtype=np.int32)
+    plain = np.zeros(bitmap, dtype=np.uint64)
+    k.frontier_publish(plain, ptr, pos, queue, queue.shape[0])
+    bits = np.zeros((1000 + 63) // 64, dtype=np.uint64)
+    k.bfs_owned_bits(bits, queue, queue.shape[0], 1000)
+    for build in ("publish", "gather"):
+        send = np.full(bitmap + carry.shape[0] * n_nb, 9, dtype=np.uint64)
+        if build == "publish":
+            k.frontier_publish(send, ptr, pos, queue, queue.shape[0], at, carry)
+        else:
+            send[:bitmap] = 0
+            k.frontier_gather(send, word_at[:-1], *pack_masks(index, first, counts), bits, at, carry)
+        assert np.array_equal(send[:bitmap], plain), build
+        assert np.array_equal(send[bitmap:].view(np.int64), np.tile(carry, n_nb)), build
+        # the receiver: the same words, and each neighbour's carry added to its own
+        total = np.array([1, 1, 1, 1, 1], dtype=np.int64)
+        ghosts = np.zeros((64 + int(counts.sum()) + 63) // 64, dtype=np.uint64)
+        k.frontier_unpack(send, word_at[:-1], counts, ghosts, 64, at, total)
+        assert np.array_equal(total, 1 + n_nb * carry), build
+        alone = np.zeros_like(ghosts)
+        k.frontier_unpack(send, word_at[:-1], counts, alone, 64)
+        assert np.array_equal(ghosts, alone), build
+
 def test_pack_masks_mark_each_send_list_word_by_word():
     lists, counts, _, first, index, _, _ = frontier_layout(5, 1000)
     ptr, word, mask = pack_masks(index, first, counts)

@@ -293,10 +293,11 @@ class BFSProgram:
                                   self.parent, self.level, self.out_deg, self.in_deg, self.next_queue, p.candidates,
                                   p.todo, self.n_todo)
             self.n_todo = int(out[5])
-        self.n_next = int(out[4])
+        c = out.tolist()
+        self.n_next = c[4]
         if self.exchanging:  # the owned flags: this level's off, the next one's on
             k.bfs_flags(p.flags, self.queue, self.n_queue, self.next_queue, self.n_next)
-        return LocalStep(counts=[int(x) for x in out[:4]], active=int(out[0]))
+        return LocalStep(counts=c[:4], active=c[0])
 
     def advance(self, superstep: int) -> None:
         """The local half of :meth:`apply`: the level's new frontier becomes the queue (and,
