@@ -10,6 +10,7 @@ go). Algorithms are :class:`VertexProgram` objects: what to compute, not how to 
 
 from __future__ import annotations
 
+import logging
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -324,6 +325,8 @@ def run_bsp(
             program.restore(resume.state, resume.scalars)
             first = resume.superstep + 1
         ahead = False  # whether this superstep's ghost bits came with the previous one's counts
+        # asked once: a traversal's supersteps take tens of microseconds, on cold caches
+        chatty = comm.Get_rank() == 0 and log.isEnabledFor(logging.DEBUG)
         for step in range(first, max_supersteps):
             t0 = time.perf_counter()
             values = program.exchange_values(step)
@@ -401,7 +404,7 @@ def run_bsp(
             metrics.append(m)
             if bar is not None:
                 bar.update(1)
-            if comm.Get_rank() == 0:
+            if chatty:
                 log.debug("%s superstep %d: active %d, %.3f ms", program.name, step, m.active, 1e3 * (t3 - t0))
             if converged:
                 break
