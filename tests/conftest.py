@@ -64,3 +64,10 @@ def launch(n: int, *args: str, timeout: float = 60.0, env: dict[str, str] | None
 
 def hpcdist_cmd() -> list[str]:
     return [sys.executable, "-m", "hpcdist"]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remove the shared-memory segments of MPI jobs that the tests killed (see tests/shm_hygiene.py)."""
+    from tests.shm_hygiene import remove_stale_mpich_segments
+
+    remove_stale_mpich_segments()
