@@ -268,7 +268,8 @@ def _bit_positions(bits: np.ndarray, lo: int, hi: int) -> np.ndarray:
 def _put_carry(send: np.ndarray, carry_at: np.ndarray | None, carry: np.ndarray | None) -> None:
     """``carry`` (int64) as uint64 words from each ``send[carry_at[k]]`` on."""
     if carry_at is not None and carry is not None and carry_at.shape[0]:
-        send[np.asarray(carry_at)[:, None] + np.arange(carry.shape[0])] = np.asarray(carry, dtype=np.int64).view(np.uint64)
+        words = np.asarray(carry, dtype=np.int64).view(np.uint64)
+        send[np.asarray(carry_at)[:, None] + np.arange(carry.shape[0])] = words
 
 
 def frontier_publish(send: np.ndarray, map_ptr: np.ndarray, map_pos: np.ndarray, queue: np.ndarray,
