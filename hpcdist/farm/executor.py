@@ -420,10 +420,11 @@ class Farm(ModelFarmMixin, cf.Executor):
         live = [r for r in self.scheduler.workers if r not in self.engine.lost and r != 0]
         self.engine.transport.shutdown(live, payload)
         self.engine.transport.flush(5.0)
-        if payload.get("bye"):
-            missing = self.engine.transport.farewell(live, 10.0)
-            if missing:
-                log.warning("no goodbye from worker(s) %s after the shutdown", sorted(missing))
+        # Every worker's last message received: nothing of this farm is left for the next
+        # one on a communicator with the same context id (see MPITransport.farewell).
+        missing = self.engine.transport.farewell(live, 10.0)
+        if missing:
+            log.warning("no goodbye from worker(s) %s after the shutdown", sorted(missing))
 
     @property
     def worker_failures(self) -> list[dict[str, Any]]:

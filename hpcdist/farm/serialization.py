@@ -229,22 +229,53 @@ class Channel:
         return self._receive(msg, status)
 
     def _receive(self, msg: Any, status: Any) -> tuple[int, int, Any]:
+        source, tag, parts = self._receive_parts(msg, status)
+        if len(parts) == 1:
+            return source, tag, pickle.loads(parts[0])
+        return source, tag, pickle.loads(parts[1], buffers=parts[2:])
+
+    def _receive_parts(self, msg: Any, status: Any) -> tuple[int, int, list[Any]]:
+        """The matched message's bytes: ``[pickle]``, or ``[header, pickle, buffers...]``."""
         source, tag = status.Get_source(), status.Get_tag()
         first = bytearray(status.Get_count(self._byte))
         msg.Recv((first, len(first), self._byte))
         if not first or first[0] != _MULTIPART:
-            return source, tag, pickle.loads(first)
+            return source, tag, [first]
         MPI = self._mpi
         n = (len(first) - 1) // 8
-        sizes = struct.unpack(f"<{n}q", first[1:])
-        parts = []
-        for size in sizes:
+        parts = [first]
+        for size in struct.unpack(f"<{n}q", first[1:]):
             part = MPI.buffer.allocate(size) if size > INBAND_MAX else bytearray(size)
             spec = _big(part)
             MPI.Comm.Mprobe(self.comm, source, tag).Recv(spec)
             _free_type(spec)
             parts.append(part)
-        return source, tag, pickle.loads(parts[0], buffers=parts[1:])
+        return source, tag, parts
+
+    def discard(self, source: int, tag: int) -> tuple[int, int] | None:
+        """Receive one waiting message (all its parts) and drop it, never unpickled; its ``(source, tag)``, or None.
+
+        For the end of a conversation: a message left unreceived on a communicator that
+        is then freed is matched, by MPICH, on the next communicator that reuses its
+        context id.
+        """
+        status = self._mpi.Status()
+        msg = self.comm.Improbe(source, tag, status)
+        if msg is None:
+            return None
+        source, tag, _ = self._receive_parts(msg, status)
+        return source, tag
+
+    def drain(self, source: int, tag: int | None = None) -> int:
+        """Discard every message waiting from ``source`` (any tag unless ``tag``); how many there were."""
+        tag = self._mpi.ANY_TAG if tag is None else tag
+        n = misses = 0
+        while misses < 2:  # a second look after MPI's progress (see poll)
+            if self.discard(source, tag) is None:
+                misses += 1
+            else:
+                n, misses = n + 1, 0
+        return n
 
     def recv(self, source: int, tag: int) -> Any:
         """Wait for a message from ``source`` with ``tag``; return its object."""

@@ -247,31 +247,41 @@ class MPITransport:
             self._isend(payload, rank, Msg.SHUTDOWN.tag)
 
     def farewell(self, ranks: list[int], timeout_s: float = 10.0) -> set[int]:
-        """After a failure under ULFM: wait (bounded) for each live worker's goodbye; return the missing ranks.
+        """After the shutdown: wait (bounded) for each worker's goodbye; return the ranks that sent none.
 
-        A worker told ``bye`` in its shutdown answers with a synchronous send, which
-        returns only once this rank has matched it: then it has its shutdown, and this
-        rank may end without ``MPI_Finalize`` without losing it. A failure meanwhile
-        only removes a rank from the wait. Point-to-point only.
+        A goodbye is the last message a worker sends on this communicator, and MPI keeps
+        one sender's messages in order: what came before it (heartbeats, the outcome of a
+        task cancelled while it ran) is received here and dropped, never unpickled. Left
+        unreceived, such a message outlives the communicator: MPICH matches it on the
+        next one that reuses the context id, where it passes for the next farm's. A
+        worker told ``bye`` (ULFM, after a failure) says goodbye with a synchronous send,
+        which returns once matched: then it has its shutdown, and either side may end
+        without ``MPI_Finalize``. A failure meanwhile only removes a rank from the wait.
+        Point-to-point only.
         """
         from hpcdist.runtime.comm import MPI
 
         waiting = set(ranks) - self.dead
         end = time.monotonic() + timeout_s
+        idle = 0
         while waiting and time.monotonic() < end:
             try:
                 if self._sends:
                     self._reap()
-                msg = self.chan.poll(MPI.ANY_SOURCE, Msg.SHUTDOWN.tag, recheck=True)
+                got = self.chan.discard(MPI.ANY_SOURCE, MPI.ANY_TAG)
             except Exception as exc:  # noqa: BLE001
                 if not self._on_failure(exc):
                     raise
                 waiting -= self.dead
                 continue
-            if msg is None:
-                time.sleep(0.0005)
+            if got is None:
+                idle += 1
+                if idle > 1:  # a second look first: see Channel.poll
+                    time.sleep(0.0005)
             else:
-                waiting.discard(msg[0])
+                idle = 0
+                if got[1] == Msg.SHUTDOWN.tag:
+                    waiting.discard(got[0])
         return waiting
 
     def flush(self, timeout_s: float = 5.0) -> bool:
@@ -374,6 +384,9 @@ class LocalTransport:
 
     def flush(self, timeout_s: float = 5.0) -> bool:
         return True
+
+    def farewell(self, ranks: list[int], timeout_s: float = 10.0) -> set[int]:
+        return set()  # no messages: nothing is left to collect
 
     def poll(self, now: float, recheck: bool = True) -> list[Any]:
         events: list[Any] = []

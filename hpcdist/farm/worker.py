@@ -159,9 +159,18 @@ def serve(
     chan = Channel(comm)
     tag_task = Msg.TASK.tag
 
+    # Set once this worker stops serving: a task left running at the shutdown must not
+    # touch the communicator after the farm frees it (nor a later farm's, which MPI may
+    # give the same handle); its outcome has no one to go to.
+    closed = False
+    pending: list = []  # results in flight: a large one must not block this thread (rendezvous)
+    pending_lock = threading.Lock()
+
     def fetch() -> list[tuple[int, Any]]:
         # One message per call (the runner calls before each task): a worker sent many
         # large arguments in several messages starts on the first while the rest arrive.
+        if closed:
+            return []
         msg = chan.poll(COORDINATOR, tag_task)
         if msg is None:
             return []
@@ -169,9 +178,6 @@ def serve(
         if isinstance(objs, BaseException):
             return [(i, objs) for i in ids]
         return list(zip(ids, objs))
-
-    pending: list = []  # results in flight: a large one must not block this thread (rendezvous)
-    pending_lock = threading.Lock()
 
     def emit(outcomes: list) -> None:
         ids = [o[0] for o in outcomes]
@@ -182,10 +188,13 @@ def serve(
         except Exception:  # noqa: BLE001 - some result does not pickle: send the others, report it
             meta, values = _portable_outcomes(outcomes, rank, host)
             env = pack(ids, meta, values)
-        req = chan.isend(env, COORDINATOR, Msg.RESULT.tag)
-        # The sends that completed are forgotten after this one started, not before:
-        # testing them is off the path of the result.
         with pending_lock:
+            if closed:
+                log.info("rank %d: tasks %s ended after this worker's shutdown; their outcomes are dropped", rank, ids)
+                return
+            req = chan.isend(env, COORDINATOR, Msg.RESULT.tag)
+            # The sends that completed are forgotten after this one started, not before:
+            # testing them is off the path of the result.
             pending[:] = [p for p in pending if not p[0].test()[0]]
             pending.append((req, env))
 
@@ -229,15 +238,25 @@ def serve(
         raise
     finally:
         stopped = runner.stop(join_s=float(shutdown.get("join_s", 2.0)))
+        with pending_lock:
+            closed = True
         if not stopped:
             log.warning("rank %d: a task is still running at shutdown; leaving it behind", rank)
-    if shutdown.get("bye"):
-        # After a worker died: MPI_Finalize is skipped, so confirm with a synchronous send (returns once the
-        # coordinator has matched it) that this worker has its shutdown before either side ends its process.
-        try:
+    try:
+        # What the coordinator sent before the shutdown and this loop did not take (a
+        # last ping or cancel) must not be left on the communicator: see MPITransport.farewell.
+        dropped = chan.drain(COORDINATOR)
+        if shutdown.get("bye"):
+            # After a worker died: MPI_Finalize is skipped, so confirm with a synchronous send (returns once the
+            # coordinator has matched it) that this worker has its shutdown before either side ends its process.
             chan.ssend(None, COORDINATOR, Msg.SHUTDOWN.tag)
-        except Exception as exc:  # noqa: BLE001 - the coordinator died meanwhile: nothing to confirm to
-            log.warning("rank %d: no goodbye to the coordinator: %s", rank, exc)
+        else:
+            chan.send(None, COORDINATOR, Msg.SHUTDOWN.tag)
+    except Exception as exc:  # noqa: BLE001 - the coordinator died meanwhile: nothing to confirm to
+        log.warning("rank %d: no goodbye to the coordinator: %s", rank, exc)
+    else:
+        if dropped:
+            log.debug("rank %d: %d message(s) from the coordinator left at the shutdown, dropped", rank, dropped)
     return shutdown
 
 

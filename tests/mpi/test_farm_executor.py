@@ -234,6 +234,29 @@ def test_retry_lands_on_another_worker(comm, tmp_path):
                 farm.submit(fail_first_time, path).result(timeout=30)
 
 
+def test_nothing_of_a_farm_is_left_for_the_next_communicator(comm):
+    # MPICH gives a freed communicator's context id to the next Dup, and a message left
+    # unreceived on the old one is matched there: a late heartbeat, or the "cancelled"
+    # outcome of a task that ran on, would pass for the next farm's (a retry test saw a
+    # task run twice at once this way).
+    with Farm(comm, heartbeat_interval=0.001, heartbeat_timeout=5.0, backoff=0.0) as farm:
+        if farm is not None:
+            spinning = [farm.submit(python_spin, 0.5) for _ in range(farm.n_workers)]
+            deadline = time.monotonic() + 10
+            while len(farm.tasks(status="running")) < farm.n_workers and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert all(f.cancel() for f in spinning)
+            time.sleep(0.1)  # heartbeats every millisecond meanwhile
+    after = comm.Dup()
+    try:
+        comm.Barrier()
+        time.sleep(0.05)
+        waiting = after.Iprobe(MPI.ANY_SOURCE, MPI.ANY_TAG) or after.Iprobe(MPI.ANY_SOURCE, MPI.ANY_TAG)
+        assert not any(comm.allgather(waiting))
+    finally:
+        after.Free()
+
+
 def test_priority_order_is_respected(comm):
     with Farm(comm, max_in_flight=1, **FAST) as farm:
         if farm is not None:

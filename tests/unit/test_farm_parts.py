@@ -78,6 +78,29 @@ def test_channel_sends_small_messages_whole_and_large_ones_from_their_memory():
         comm.Free()
 
 
+def test_channel_drain_takes_every_waiting_message_whole_without_unpickling():
+    from hpcdist.farm.serialization import Channel
+    from hpcdist.runtime.comm import MPI
+
+    comm = MPI.COMM_SELF.Dup()
+    try:
+        chan = Channel(comm)
+        assert chan.drain(0) == 0
+        # A large message (several MPI messages), a small one on another tag, and bytes
+        # that are no pickle at all: drain must take each whole and never load it.
+        junk = bytearray(b"\x80not a pickle")
+        raw = comm.Isend((junk, MPI.BYTE), 0, 8)
+        sends = [chan.isend([np.arange(300_000.0), "x"], 0, 7), chan.isend({"a": 1}, 0, 9)]
+        assert chan.drain(0, 9) == 1  # one tag only
+        assert chan.drain(0) == 2
+        assert not comm.Iprobe(MPI.ANY_SOURCE, MPI.ANY_TAG)
+        assert raw.Test() and all(s.test()[0] for s in sends)
+        chan.isend("after", 0, 7)
+        assert chan.recv(0, 7) == "after"  # the parts were all taken: the next message reads whole
+    finally:
+        comm.Free()
+
+
 def test_envelope_reports_unpickling_errors_against_ids():
     env = pack([1, 2], "meta", [("fn", 1), ("fn", 2)])
     assert unpack(env) == ([1, 2], "meta", [("fn", 1), ("fn", 2)])
