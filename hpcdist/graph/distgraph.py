@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Mapping
 import numpy as np
 
 from hpcdist.graph.edgelist import EdgeList
-from hpcdist.graph.exchange import redistribute
+from hpcdist.graph.exchange import rank_order, redistribute
 from hpcdist.graph.halo import HaloPlan, build_layout
 from hpcdist.graph.partition import (
     PartitionReport,
@@ -105,12 +105,14 @@ def directory_lookup(comm: "MPI.Intracomm", ids: np.ndarray, n: int, table: np.n
     rank, size = comm.Get_rank(), comm.Get_size()
     block_start = owned_range(n, size, rank)[0]
     ids = np.asarray(ids, dtype=np.int64)
+    if size == 1:  # the one block is here: no owners to find, nothing to ask
+        return table[ids - block_start]
     owners = block_owner(ids, n, size)
     who = np.full(ids.shape[0], rank, dtype=np.int64)
     asked, asker = redistribute(comm, owners, ids, who)
     (answers,) = redistribute(comm, asker, table[asked - block_start])
     out = np.empty(ids.shape[0], dtype=table.dtype)
-    out[np.argsort(owners, kind="stable")] = answers
+    out[rank_order(owners, size)] = answers
     return out
 
 

@@ -440,7 +440,7 @@ def connected_components_gas(graph: "VertexCutGraph", *, max_iter: int | None = 
     import json
 
     from hpcdist.graph.algorithms.cc import component_summary
-    from hpcdist.graph.exchange import redistribute
+    from hpcdist.graph.exchange import rank_order, redistribute
 
     g = graph
     no, rank = g.n_owned, g.rank
@@ -462,7 +462,7 @@ def connected_components_gas(graph: "VertexCutGraph", *, max_iter: int | None = 
         asked, who = steps.exchange(redistribute, g.comm, owners, uniq, np.full(uniq.shape[0], rank, dtype=np.int64))
         (ans,) = steps.exchange(redistribute, g.comm, who, f[g.master_local(asked)])
         got = np.empty(uniq.shape[0], dtype=np.int64)
-        got[np.argsort(owners, kind="stable")] = ans
+        got[rank_order(owners, g.comm.Get_size())] = ans
         gf = got[inv]
         sent = halo_bytes + _alltoall_bytes(g, owners, 16) + _alltoall_bytes(g, who, 8)
         gs[:no] = gf
@@ -505,7 +505,7 @@ def _labels(g: "VertexCutGraph", root_key: np.ndarray) -> tuple[np.ndarray, np.n
     """Smallest original id of each master's component (given its root's input id), and
     the component sizes held at this rank's directory block."""
     from hpcdist.graph.distgraph import directory_lookup
-    from hpcdist.graph.exchange import redistribute
+    from hpcdist.graph.exchange import rank_order, redistribute
     from hpcdist.graph.partition import block_owner
 
     n = g.n_vertices

@@ -29,7 +29,7 @@ import numpy as np
 from hpcdist.graph.edgelist import EdgeList
 from hpcdist.graph.exchange import redistribute
 from hpcdist.graph.h5io import write_distributed
-from hpcdist.graph.vertex_ids import owner_ranks
+from hpcdist.graph.partition import block_owner
 from hpcdist.runtime.errors import InputError
 from hpcdist.runtime.ranges import owned_range
 
@@ -170,7 +170,7 @@ def write_csr(comm: "MPI.Intracomm", path: str, edges: EdgeList, attrs: dict[str
     n = edges.n_vertices
     start, stop = owned_range(n, size, rank)
     arrays = [edges.src, edges.dst] + ([edges.weights] if edges.weights is not None else [])
-    moved = redistribute(comm, owner_ranks(edges.src, n, size), *arrays)
+    moved = redistribute(comm, block_owner(edges.src, n, size), *arrays)
     src, dst = moved[0], moved[1]
     weights = moved[2] if edges.weights is not None else None
     counts, indices, weights = collapse_rows(src, dst, weights, start, stop)

@@ -16,14 +16,15 @@ import numpy as np
 from numba import njit
 
 from hpcdist.graph.edgelist import EdgeList
-from hpcdist.graph.exchange import redistribute
+from hpcdist.graph.exchange import rank_order, redistribute
+from hpcdist.graph.partition import block_owner
 from hpcdist.runtime.errors import InputError, collective
 from hpcdist.runtime.ranges import owned_range
 
 if TYPE_CHECKING:
     from mpi4py import MPI
 
-__all__ = ["map_to_global_ids", "lookup_global_ids", "owner_ranks", "range_starts"]
+__all__ = ["map_to_global_ids", "lookup_global_ids", "range_starts"]
 
 #: Samples per rank for the splitters of the sample sort: O(P) state in all, and
 #: enough for buckets within a few per cent of each other.
@@ -33,16 +34,6 @@ SAMPLES_PER_RANK = 256
 def range_starts(n: int, size: int) -> np.ndarray:
     """First index owned by each rank under :func:`owned_range` (int64, shape (size,))."""
     return np.array([owned_range(n, size, r)[0] for r in range(size)], dtype=np.int64)
-
-
-def owner_ranks(index: np.ndarray, n: int, size: int) -> np.ndarray:
-    """Vectorised :func:`hpcdist.runtime.ranges.owner_of` for indices in 0..n-1."""
-    base, extra = divmod(n, size)
-    index = np.asarray(index, dtype=np.int64)
-    cut = extra * (base + 1)
-    if base == 0:
-        return index // (base + 1)
-    return np.where(index < cut, index // (base + 1), extra + (index - cut) // base).astype(np.int64)
 
 
 @njit(cache=True)
@@ -151,12 +142,12 @@ def map_to_global_ids(
     (answers,) = redistribute(comm, sender, offset + back)
     # answers arrive grouped by the answering rank, in the order this rank sent them
     gid = np.empty(local_ids.shape[0], dtype=np.int64)
-    gid[np.argsort(bucket, kind="stable")] = answers
+    gid[rank_order(bucket, size)] = answers
     m = src.shape[0]
     new_src, new_dst = gid[inverse[:m]], gid[inverse[m:]]
     # move the sorted ids from value buckets to the owners of their global ids
     global_of_mine = offset + np.arange(mine.shape[0], dtype=np.int64)
-    (vertex_ids,) = redistribute(comm, owner_ranks(global_of_mine, n, size), mine) if n else (mine,)
+    (vertex_ids,) = redistribute(comm, block_owner(global_of_mine, n, size), mine) if n else (mine,)
     return new_src, new_dst, n, vertex_ids
 
 
@@ -235,7 +226,7 @@ def lookup_global_ids(
     answer = np.where(found, starts[rank] + pos, -1).astype(np.int64)
     (answers,) = redistribute(comm, sender, answer)
     result = np.empty(query.shape[0], dtype=np.int64)
-    result[np.argsort(dest, kind="stable")] = answers
+    result[rank_order(dest, size)] = answers
     with collective(comm):
         bad = np.flatnonzero(result < 0)
         if bad.shape[0]:

@@ -17,7 +17,8 @@ from hpcdist.graph.textparse import (
     line_of_edge,
     parse_edge_lines,
 )
-from hpcdist.graph.vertex_ids import owner_ranks, range_starts
+from hpcdist.graph.partition import block_owner
+from hpcdist.graph.vertex_ids import range_starts
 from hpcdist.runtime.ranges import owned_range, owner_of
 
 
@@ -95,7 +96,7 @@ def test_collapse_rows_keeps_smallest_weight_sorted():
 
 @settings(max_examples=200, deadline=None)
 @given(st.integers(0, 10**6), st.integers(1, 70))
-def test_owner_ranks_matches_owner_of(n, size):
+def test_block_owner_and_range_starts_match_owner_of(n, size):
     idx = np.unique(np.linspace(0, max(n - 1, 0), 50).astype(np.int64)) if n else np.empty(0, np.int64)
-    assert owner_ranks(idx, n, size).tolist() == [owner_of(int(i), n, size) for i in idx]
+    assert block_owner(idx, n, size).tolist() == [owner_of(int(i), n, size) for i in idx]
     assert range_starts(n, size).tolist() == [owned_range(n, size, r)[0] for r in range(size)]

@@ -81,7 +81,7 @@ class CCProgram:
 
     def _grandparents(self) -> None:
         """``(gk, gp)[:n_owned] = f[f]``: parents' parents from their owners."""
-        from hpcdist.graph.exchange import redistribute
+        from hpcdist.graph.exchange import rank_order, redistribute
         from hpcdist.graph.partition import part_of
 
         g = self.graph
@@ -97,7 +97,7 @@ class CCProgram:
         asked, who = redistribute(g.comm, owners[far], uniq[far], np.full(far.shape[0], rank, dtype=np.int64))
         rk, rp = redistribute(g.comm, who, self.fkey[asked - g.start], self.fptr[asked - g.start])
         # redistribute returns items grouped by the sender's rank, in the order sent
-        back = far[np.argsort(owners[far], kind="stable")]
+        back = far[rank_order(owners[far], g.size)]
         ans_k[back], ans_p[back] = rk, rp
         self.gk[:no] = ans_k[inv]
         self.gp[:no] = ans_p[inv]
