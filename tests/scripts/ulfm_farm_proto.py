@@ -80,6 +80,7 @@ class Coordinator:
         self.inflight: dict[int, list[int]] = {r: [] for r in self.live}
         self.results: dict[int, int] = {}
         self.duplicates = 0
+        self.late = 0  # results of a rank already handled as dead
         self.requeued: list[int] = []
         self.detections: list[dict] = []  # one per failure handled
 
@@ -96,6 +97,11 @@ class Coordinator:
 
     def on_result(self, msg: tuple[int, int], rank: int) -> None:
         task_id, value = msg
+        if rank in self.dead:
+            # Sent before it died, received after its tasks went elsewhere (ULFM still hands over what
+            # had arrived): ignored, as the farm's scheduler ignores a lost worker's late results.
+            self.late += 1
+            return
         if task_id in self.inflight.get(rank, []):
             self.inflight[rank].remove(task_id)
         if task_id in self.results:
@@ -207,6 +213,7 @@ def main() -> None:
         "tasks": args.tasks,
         "correct": correct,
         "duplicates": coord.duplicates,
+        "late_results": coord.late,
         "dead": sorted(coord.dead),
         "requeued": coord.requeued,
         "error_classes": [d["error_class"] for d in coord.detections],
