@@ -439,8 +439,9 @@ def connected_components_gas(graph: "VertexCutGraph", *, max_iter: int | None = 
     """
     import json
 
-    from hpcdist.graph.algorithms.cc import component_summary
+    from hpcdist.graph.algorithms.cc import component_labels, component_summary
     from hpcdist.graph.exchange import rank_order, redistribute
+    from hpcdist.kernels import numpy_ref
 
     g = graph
     no, rank = g.n_owned, g.rank
@@ -491,7 +492,7 @@ def connected_components_gas(graph: "VertexCutGraph", *, max_iter: int | None = 
             converged = True
             break
     run = steps.finish(converged)
-    labels, sizes = _labels(g, f)
+    labels, sizes = component_labels(g, f, numpy_ref)
     summary = component_summary(g, sizes)  # type: ignore[arg-type]  # uses graph.comm only
     return VertexCutResult(
         graph=g, values=labels, algorithm="cc", iterations=run.supersteps, converged=run.converged,
@@ -499,22 +500,6 @@ def connected_components_gas(graph: "VertexCutGraph", *, max_iter: int | None = 
         params={"backend": "numpy", **summary, "size_histogram_json": json.dumps(summary["size_histogram"]),
                 "replication_factor": float(g.replication_factor)},
     )
-
-
-def _labels(g: "VertexCutGraph", root_key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Smallest original id of each master's component (given its root's input id), and
-    the component sizes held at this rank's directory block."""
-    from hpcdist.graph.distgraph import directory_lookup
-    from hpcdist.graph.exchange import rank_order, redistribute
-    from hpcdist.graph.partition import block_owner
-
-    n = g.n_vertices
-    bstart, bstop = g.block_range
-    rk, ro = redistribute(g.comm, block_owner(root_key, n, g.size), root_key, g.owned_original_ids())
-    best = np.full(bstop - bstart, _NONE, dtype=np.int64)
-    np.minimum.at(best, rk - bstart, ro)
-    sizes = np.bincount(rk - bstart, minlength=bstop - bstart).astype(np.int64)
-    return directory_lookup(g.comm, root_key, n, best), sizes
 
 
 # ---------------------------------------------------------------------------------------

@@ -1236,7 +1236,7 @@ def local_components(indptr: np.ndarray, indices: np.ndarray, n_local: int, keys
 
 
 @njit(cache=True)
-def _unique_inverse(values):  # pragma: no cover - compiled
+def _unique_inverse(values, sort):  # pragma: no cover - compiled
     n = values.shape[0]
     bits = 4
     while (1 << bits) < 2 * n:
@@ -1263,6 +1263,8 @@ def _unique_inverse(values):  # pragma: no cover - compiled
                 inv[i] = j
                 break
             h = (h + 1) & mask
+    if not sort:
+        return seen[:k].copy(), inv
     order = np.argsort(seen[:k], kind="mergesort")
     place = np.empty(k, dtype=np.int64)
     for r in range(k):
@@ -1272,12 +1274,12 @@ def _unique_inverse(values):  # pragma: no cover - compiled
     return seen[:k][order], inv
 
 
-def unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct values increasing and each item's place among them, as
-    ``np.unique(..., return_inverse=True)`` (see numpy_ref.unique_inverse), by hashing:
-    one pass, then a sort of the distinct values alone (FastSV's parents repeat a few
-    roots: 5-6 ms for np.unique's sort of 131 000 of them)."""
-    return _unique_inverse(np.asarray(values, dtype=np.int64))
+def unique_inverse(values: np.ndarray, sort: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values increasing (or, without ``sort``, in first-seen order) and each
+    item's place among them, as numpy_ref.unique_inverse, by hashing: one pass, then a sort
+    of the distinct values alone (FastSV's parents repeat a few roots: 5-6 ms for
+    np.unique's sort of 131 000 of them)."""
+    return _unique_inverse(np.asarray(values, dtype=np.int64), bool(sort))
 
 
 @njit(cache=True)

@@ -506,11 +506,22 @@ def bfs_bottom_up(indptr: np.ndarray, indices: np.ndarray, first: np.ndarray, bi
     return np.concatenate([out, [rest.shape[0]]]).astype(np.int64)
 
 
-def unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def unique_inverse(values: np.ndarray, sort: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(values, return_inverse=True)`` of a 1-D int64 array: the distinct
-    values increasing, and for each item the place of its value among them (int64)."""
-    uniq, inv = np.unique(np.asarray(values, dtype=np.int64), return_inverse=True)
-    return uniq, inv.astype(np.int64).reshape(-1)
+    values increasing, and for each item the place of its value among them (int64).
+
+    Without ``sort`` the distinct values come in the order of their first appearance,
+    for a caller that needs them distinct, not ordered (the sort of many distinct values
+    is most of the work).
+    """
+    uniq, first, inv = np.unique(np.asarray(values, dtype=np.int64), return_index=True, return_inverse=True)
+    inv = inv.astype(np.int64).reshape(-1)
+    if sort:
+        return uniq, inv
+    order = np.argsort(first, kind="stable")
+    place = np.empty(order.shape[0], dtype=np.int64)
+    place[order] = np.arange(order.shape[0], dtype=np.int64)
+    return uniq[order], place[inv]
 
 
 def local_components(indptr: np.ndarray, indices: np.ndarray, n_local: int, keys: np.ndarray) -> np.ndarray:

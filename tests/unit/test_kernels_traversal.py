@@ -556,3 +556,9 @@ def test_unique_inverse_equals_numpy_unique(seed):
             u, inv = k.unique_inverse(values)
             assert np.array_equal(u, want_u) and np.array_equal(inv, want_i) and inv.dtype == np.int64
             assert np.array_equal(u[inv], values)
+        # unsorted: the distinct values in the order they first appear, the same on both backends
+        _, first = np.unique(values, return_index=True)
+        for k in (ref, nb):
+            u, inv = k.unique_inverse(values, sort=False)
+            assert np.array_equal(u, values[np.sort(first)]) and inv.dtype == np.int64
+            assert np.array_equal(u[inv], values)

@@ -38,9 +38,10 @@ from hpcdist.graph.results import VertexResult
 
 if TYPE_CHECKING:
     from hpcdist.graph.distgraph import DistGraph
+    from hpcdist.graph.gas import VertexCutGraph
     from hpcdist.runtime.backend import Backend
 
-__all__ = ["connected_components", "CCProgram", "component_summary"]
+__all__ = ["connected_components", "CCProgram", "component_summary", "component_labels"]
 
 
 class CCProgram:
@@ -86,7 +87,10 @@ class CCProgram:
 
         g = self.graph
         no, rank = g.n_owned, g.rank
-        uniq, inv = self.k.unique_inverse(self.fptr)
+        # in first-seen order: the owners are found per value and the asks grouped by
+        # owner (rank_order), so no order of the values is needed, and sorting the
+        # distinct ones (tens of thousands on RMAT) was most of the hashing's time
+        uniq, inv = self.k.unique_inverse(self.fptr, sort=False)
         owners = part_of(uniq, g.bounds)
         ans_k = np.empty(uniq.shape[0], dtype=np.int64)
         ans_p = np.empty(uniq.shape[0], dtype=np.int64)
@@ -162,20 +166,32 @@ class CCProgram:
         self.fptr = directory_lookup(g.comm, self.fkey, g.n_vertices, g.partition.block_new_ids)
 
 
-def _labels(graph: "DistGraph", root_key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Smallest original id of each owned vertex's component (given the input id of its
-    root), and the component sizes held at this rank's directory block (0 elsewhere)."""
+def component_labels(graph: "DistGraph | VertexCutGraph", root_key: np.ndarray,
+                     kernels: ModuleType) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest original id of each owned vertex's (a master's) component, given the input id
+    of its root, and the component sizes held at this rank's directory block (0 elsewhere).
+    Collective.
+
+    Each rank first folds its vertices by root (the smallest original id and the count
+    per distinct root), so what travels is one item per component present here, not one
+    per vertex: on RMAT most vertices share the giant component's root.
+    """
     from hpcdist.graph.distgraph import directory_lookup
     from hpcdist.graph.exchange import redistribute
     from hpcdist.graph.partition import block_owner
 
     n = graph.n_vertices
     bstart, bstop = graph.block_range
-    rk, ro = redistribute(graph.comm, block_owner(root_key, n, graph.size), root_key, graph.owned_original_ids())
+    roots, inv = kernels.unique_inverse(root_key, sort=False)
+    low = np.full(roots.shape[0], np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(low, inv, graph.owned_original_ids())
+    count = np.bincount(inv, minlength=roots.shape[0]).astype(np.int64)
+    rk, ro, rc = redistribute(graph.comm, block_owner(roots, n, graph.size), roots, low, count)
     best = np.full(bstop - bstart, np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(best, rk - bstart, ro)
-    sizes = np.bincount(rk - bstart, minlength=bstop - bstart).astype(np.int64)
-    return directory_lookup(graph.comm, root_key, n, best), sizes
+    sizes = np.zeros(bstop - bstart, dtype=np.int64)
+    np.add.at(sizes, rk - bstart, rc)
+    return directory_lookup(graph.comm, roots, n, best)[inv], sizes
 
 
 def component_summary(graph: "DistGraph", sizes: np.ndarray) -> dict[str, object]:
@@ -243,7 +259,7 @@ def connected_components(
     limit = graph.n_vertices + 1 if max_iter is None else int(max_iter)
     run = run_bsp(graph, program, max_supersteps=limit, kernels=kernels, progress=progress,
                   on_superstep=on_superstep, resume=resume, exchange=exchange)
-    labels, sizes = _labels(graph, program.fkey)
+    labels, sizes = component_labels(graph, program.fkey, kernels)
     summary = component_summary(graph, sizes)
     return VertexResult(
         graph=graph,
