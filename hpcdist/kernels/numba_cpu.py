@@ -601,6 +601,10 @@ def int64_full(n: int, value: int) -> np.ndarray:
     out = np.empty(n, dtype=np.int64)  # numpy's allocation: huge pages for large arrays
     if n >= PASS_PARALLEL_MIN and numba.get_num_threads() > 1:
         _fill_parallel(out, np.int64(value))
+    elif value in (0, -1):
+        # every byte the same: numpy fills a byte view with memset, 1.5-2x the speed of
+        # its int64 loop on one thread (262 144 items: 0.029 against 0.067 ms)
+        out.view(np.uint8).fill(value & 0xFF)
     else:
         out.fill(value)
     return out

@@ -180,8 +180,9 @@ def test_bfs_small_kernels(k):
 
 def test_int64_full_on_threads_and_not():
     for n in (0, 5, nb.PASS_PARALLEL_MIN + 3):
-        got = nb.int64_full(n, -7)
-        assert got.dtype == np.int64 and np.array_equal(got, ref.int64_full(n, -7))
+        for value in (-7, -1, 0):  # -1 and 0: a byte fill on one thread
+            got = nb.int64_full(n, value)
+            assert got.dtype == np.int64 and np.array_equal(got, ref.int64_full(n, value))
     out = np.zeros(1000, dtype=np.int64)
     nb._fill_parallel(out, np.int64(-1))  # the threaded fill, whatever this rank's thread count
     assert (out == -1).all()
