@@ -19,7 +19,7 @@ __all__ = ["NAME", "spmv_csr", "make_pull", "blocked_pull", "scale_by", "pageran
            "fixed_point_limbs", "max_abs", "transpose_csr", "nonzero_positions", "int64_full", "bfs_sort_rows",
            "bfs_bitmap", "bfs_flags", "bfs_owned_bits", "bfs_top_down_bits", "frontier_publish", "frontier_gather",
            "frontier_unpack", "value_publish", "value_unpack", "bfs_parent_ids", "bfs_top_down", "bfs_bottom_up",
-           "local_components", "unique_inverse", "cc_min_neighbour", "edge_set_hashes", "cc_combine", "pending_bits",
+           "local_components", "unique_inverse", "cc_component_min", "edge_set_hashes", "cc_combine", "pending_bits",
            "sssp_buckets", "sssp_publish", "sssp_relax", "sssp_edge_kinds", "NO_BUCKET"]
 
 NAME = "numba"
@@ -1287,30 +1287,29 @@ def unique_inverse(values: np.ndarray, sort: bool = True) -> tuple[np.ndarray, n
 
 
 @njit(cache=True)
-def _cc_min_neighbour(indptr, indices, gkey, gptr, mkey, mptr, push):  # pragma: no cover - compiled
-    for i in range(indptr.shape[0] - 1):
-        # row i's own values in registers: the compiler cannot tell that the writes to
-        # mkey[c] leave them alone (they do, but for a self-loop, which the end settles)
-        gi, pi = gkey[i], gptr[i]
-        mi, qi = mkey[i], mptr[i]
-        for j in range(indptr[i], indptr[i + 1]):
-            c = indices[j]
-            if gkey[c] < mi:
-                mi = gkey[c]
-                qi = gptr[c]
-            if push and gi < mkey[c]:
-                mkey[c] = gi
-                mptr[c] = pi
-        if mi < mkey[i]:
-            mkey[i] = mi
-            mptr[i] = qi
+def _cc_component_min(root, gkey, gptr, mkey, mptr):  # pragma: no cover - compiled
+    n = root.shape[0]
+    big = np.iinfo(np.int64).max
+    for c in range(n):  # the roots' slots collect their components' minima
+        if root[c] == c:
+            mkey[c] = big
+    for c in range(n):
+        r = root[c]
+        if gkey[c] < mkey[r]:
+            mkey[r] = gkey[c]
+            mptr[r] = gptr[c]
+    for c in range(n):  # a root's slot is never written here: it holds the minimum throughout
+        r = root[c]
+        if r != c:
+            mkey[c] = mkey[r]
+            mptr[c] = mptr[r]
 
 
-def cc_min_neighbour(indptr: np.ndarray, indices: np.ndarray, gkey: np.ndarray, gptr: np.ndarray,
-                     mkey: np.ndarray, mptr: np.ndarray, push: bool = True) -> None:
-    """Lower each end's ``(mkey, mptr)`` to the other end's ``(gkey, gptr)`` over every local
-    edge; without ``push`` the rows' alone (see numpy_ref.cc_min_neighbour)."""
-    _cc_min_neighbour(indptr, indices, gkey, gptr, mkey, mptr, bool(push))
+def cc_component_min(root: np.ndarray, gkey: np.ndarray, gptr: np.ndarray, mkey: np.ndarray,
+                     mptr: np.ndarray) -> None:
+    """Each local column's smallest ``(gkey, gptr)`` pair over its local component, into
+    ``(mkey, mptr)`` (see numpy_ref.cc_component_min)."""
+    _cc_component_min(root, gkey, gptr, mkey, mptr)
 
 
 @njit(cache=True, inline="always")

@@ -14,7 +14,7 @@ __all__ = ["NAME", "spmv_csr", "make_pull", "scale_by", "pagerank_update", "page
            "max_abs", "transpose_csr", "nonzero_positions", "int64_full", "bfs_sort_rows", "bfs_bitmap", "bfs_flags",
            "bfs_owned_bits", "bfs_top_down_bits", "frontier_publish", "frontier_gather", "frontier_unpack",
            "value_publish", "value_unpack", "bfs_parent_ids", "bfs_top_down", "bfs_bottom_up", "local_components",
-           "unique_inverse", "cc_min_neighbour", "edge_set_hashes", "cc_combine", "pending_bits", "sssp_buckets",
+           "unique_inverse", "cc_component_min", "edge_set_hashes", "cc_combine", "pending_bits", "sssp_buckets",
            "sssp_publish", "sssp_relax", "sssp_edge_kinds", "NO_BUCKET"]
 
 NAME = "numpy"
@@ -544,20 +544,25 @@ def local_components(indptr: np.ndarray, indices: np.ndarray, n_local: int, keys
     return order[pos].astype(np.int64)
 
 
-def cc_min_neighbour(indptr: np.ndarray, indices: np.ndarray, gkey: np.ndarray, gptr: np.ndarray,
-                     mkey: np.ndarray, mptr: np.ndarray, push: bool = True) -> None:
-    """Over every local edge ``(c, v)`` in both directions, lower ``(mkey, mptr)`` of one end
-    to ``(gkey, gptr)`` of the other where ``gkey`` is smaller (a pair moves as one: the
-    key names the vertex the pointer points to). Without ``push`` only the rows are lowered
-    (from their columns): enough where every edge is stored in both directions."""
-    n_rows = indptr.shape[0] - 1
-    row = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(indptr))
-    col = indices.astype(np.int64)
-    for dst, src in ((row, col), (col, row)) if push else ((row, col),):
-        cand = gkey[src]
-        np.minimum.at(mkey, dst, cand)
-        won = cand == mkey[dst]
-        mptr[dst[won]] = gptr[src[won]]
+def cc_component_min(root: np.ndarray, gkey: np.ndarray, gptr: np.ndarray, mkey: np.ndarray,
+                     mptr: np.ndarray) -> None:
+    """For every local column ``c``, the smallest ``gkey`` over the members of its local
+    component (the columns ``d`` with ``root[d] == root[c]``, ``root`` as
+    :func:`local_components` gives it: every root is its own) into ``mkey[c]``, and the
+    ``gptr`` that goes with it into ``mptr[c]`` (a pair moves as one: the key names the
+    vertex the pointer points to, so equal keys carry equal pointers).
+
+    FastSV's minimum over a vertex's neighbours, taken over its whole local component: a
+    pass over the columns instead of the edges, and never larger, as the component holds
+    the neighbours (the union-find joined each row with its columns)."""
+    root = np.asarray(root, dtype=np.int64)
+    best = np.full(root.shape[0], np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(best, root, gkey)
+    won = gkey == best[root]
+    at = np.zeros(root.shape[0], dtype=np.int64)
+    at[root[won]] = gptr[won]
+    mkey[:] = best[root]
+    mptr[:] = at[root]
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:

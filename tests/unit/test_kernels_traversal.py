@@ -239,15 +239,17 @@ def test_local_components_identical_and_minimal(seed):
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_cc_pair_minima_identical(seed):
-    indptr, indices, _, keys, n_local = local_graph(seed)
+@pytest.mark.parametrize("m", [30, 300])  # many small local components, then few large ones
+def test_cc_component_minima_identical_and_minimal(seed, m):
+    indptr, indices, _, keys, n_local = local_graph(seed, m=m)
+    root = ref.local_components(indptr, indices, n_local, keys)
     rng = np.random.default_rng(seed)
     gkey = rng.integers(0, 50, n_local).astype(np.int64)
     gptr = gkey * 1000 + 7  # a pointer determined by the key, as in the algorithm
     outs = []
     for k in (ref, nb):
-        mk, mp = gkey.copy(), gptr.copy()
-        k.cc_min_neighbour(indptr, indices, gkey, gptr, mk, mp)
+        mk, mp = np.full(n_local, -5, dtype=np.int64), np.full(n_local, -5, dtype=np.int64)  # stale: overwritten
+        k.cc_component_min(root, gkey, gptr, mk, mp)
         index = rng.integers(0, n_local, 40) if k is ref else outs[0][2]
         key = rng.integers(0, 50, 40).astype(np.int64) if k is ref else outs[0][3]
         fk, fp = mk.copy(), mp.copy()
@@ -256,38 +258,13 @@ def test_cc_pair_minima_identical(seed):
     for x, y in zip(*outs):
         assert np.array_equal(x, y)
     mk, mp = outs[0][:2]
-    assert np.array_equal(mp, mk * 1000 + 7) and (mk <= gkey).all()
-
-
-def symmetric_local_graph(seed, n_owned=50, n_ghost=20, m=200):
-    """A local in-edge CSR whose owned-owned edges come in both directions (as on a
-    symmetric graph), plus one-way edges from ghosts."""
-    rng = np.random.default_rng(seed)
-    u, v = rng.integers(0, n_owned, m), rng.integers(0, n_owned, m)
-    g = n_owned + rng.integers(0, n_ghost, m // 4)
-    dst = np.concatenate([u, v, rng.integers(0, n_owned, m // 4)])
-    src = np.concatenate([v, u, g])
-    pairs = np.unique(np.stack([dst, src], axis=1), axis=0)
-    indptr = np.zeros(n_owned + 1, dtype=np.int64)
-    np.cumsum(np.bincount(pairs[:, 0], minlength=n_owned), out=indptr[1:])
-    return indptr, pairs[:, 1].astype(np.int32), n_owned + n_ghost
-
-
-@pytest.mark.parametrize("seed", SEEDS)
-def test_cc_pull_alone_lowers_the_rows_as_both_directions_do_on_symmetric_storage(seed):
-    indptr, indices, n_local = symmetric_local_graph(seed)
-    n_owned = indptr.shape[0] - 1
-    rng = np.random.default_rng(seed)
-    gkey = rng.integers(0, 40, n_local).astype(np.int64)
-    gptr = gkey * 1000 + 7
-    outs = []
-    for k in (ref, nb):
-        for push in (True, False):
-            mk, mp = gkey.copy(), gptr.copy()
-            k.cc_min_neighbour(indptr, indices, gkey, gptr, mk, mp, push)
-            outs.append((mk[:n_owned], mp[:n_owned]))
-    for other in outs[1:]:
-        assert all(np.array_equal(x, y) for x, y in zip(outs[0], other))
+    for c in range(n_local):  # the minimum over the members of c's local component
+        assert mk[c] == gkey[root == root[c]].min()
+    assert np.array_equal(mp, mk * 1000 + 7)
+    # never above the minimum over c's neighbours (and itself), what FastSV needs
+    row = np.repeat(np.arange(indptr.shape[0] - 1), np.diff(indptr))
+    for a, b in ((row, indices), (indices, row)):
+        assert (mk[a] <= gkey[b]).all()
 
 
 @pytest.mark.parametrize("seed", SEEDS)

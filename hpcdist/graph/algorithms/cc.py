@@ -9,10 +9,12 @@ parent pointers ``f`` (one superstep per iteration):
 
 * ``gf = f[f]``: each rank asks the owners of its vertices' parents (one request and one
   reply all-to-all of the distinct parents);
-* ``mngf[u] = min(gf[v])`` over the neighbours ``v`` of ``u`` (both edge directions):
-  the forward halo exchange brings the ghosts' ``gf``, one pass over the local edges
-  lowers both ends, and the reverse halo exchange min-combines what was written into
-  ghost slots at their owners;
+* ``mngf[u] = min(gf[v])`` over the neighbours ``v`` of ``u`` (both edge directions),
+  taken over ``u``'s whole local component, which holds its neighbours (a pass over the
+  columns, not the edges, and a minimum never larger, so FastSV converges as fast): the
+  forward halo exchange brings the ghosts' ``gf``, and the reverse halo exchange
+  min-combines the ghosts' minima at their owners (skipped where every edge is stored
+  both ways: then each owner's component holds all of its vertex's neighbours too);
 * stochastic hooking ``f[f[u]] = min(f[f[u]], mngf[u])`` (an all-to-all to the owners
   of the parents), aggressive hooking ``f[u] = min(f[u], mngf[u])`` and shortcutting
   ``f[u] = min(f[u], gf[u])``.
@@ -57,7 +59,7 @@ class CCProgram:
         no, nl = g.n_owned, g.n_local
         self.keys = g.column_input_ids()
         self.l2g = g.local_to_global
-        root = kernels.local_components(g.in_indptr, g.in_indices, nl, self.keys)
+        root = self.root = kernels.local_components(g.in_indptr, g.in_indices, nl, self.keys)
         self.fkey = self.keys[root[:no]].copy()  # input id of the parent (the comparison key)
         self.fptr = self.l2g[root[:no]].copy()  # new global id of the parent (the route)
         self.gk = np.empty(nl, dtype=np.int64)
@@ -75,8 +77,7 @@ class CCProgram:
         self.symmetric = not self.local_is_final and g.is_symmetric(kernels)
         t0 = time.perf_counter()
         # numba compiles (or loads) these variants here, in the set-up: calls with no work
-        kernels.cc_min_neighbour(g.in_indptr[:1], g.in_indices[:0], self.gk, self.gp, self.mk, self.mp,
-                                 not self.symmetric)
+        kernels.cc_component_min(root[:0], self.gk[:0], self.gp[:0], self.mk[:0], self.mp[:0])
         kernels.cc_combine(g.halo.layout.send_index[:0], self.gk[:0], self.gp[:0], self.mk, self.mp)
         self.warm_up_seconds = time.perf_counter() - t0
 
@@ -122,10 +123,8 @@ class CCProgram:
         no = g.n_owned
         g.halo.exchange(self.gp)
         mk, mp = self.mk, self.mp
-        mk[:] = self.gk
-        mp[:] = self.gp
-        k.cc_min_neighbour(g.in_indptr, g.in_indices, self.gk, self.gp, mk, mp, not self.symmetric)
-        if not self.symmetric:  # what was written into ghost slots goes to the owners, combined by key
+        k.cc_component_min(self.root, self.gk, self.gp, mk, mp)
+        if not self.symmetric:  # the ghosts' minima go to their owners, combined by key
             rk = g.halo.reverse_gather(mk).copy()  # the buffer is shared by int64 channels
             rp = g.halo.reverse_gather(mp)
             k.cc_combine(g.halo.layout.send_index, rk, rp, mk, mp)
