@@ -524,10 +524,12 @@ def unique_inverse(values: np.ndarray, sort: bool = True) -> tuple[np.ndarray, n
     return uniq[order], place[inv]
 
 
-def local_components(indptr: np.ndarray, indices: np.ndarray, n_local: int, keys: np.ndarray) -> np.ndarray:
+def local_components(indptr: np.ndarray, indices: np.ndarray, n_local: int, keys: np.ndarray,
+                     t_indptr: np.ndarray | None = None, t_rows: np.ndarray | None = None) -> np.ndarray:
     """Components of the local graph (rows = owned vertices, columns = owned or ghost
     vertices, edges in either direction): for each local vertex, the local id of the
-    member with the smallest key."""
+    member with the smallest key. ``t_indptr``, ``t_rows``: the transposed CSR, which the
+    compiled kernel samples first (Afforest); the same components either way, unused here."""
     import scipy.sparse as sp
     from scipy.sparse.csgraph import connected_components
 

@@ -226,10 +226,12 @@ def test_bottom_up_parallel_variant_matches(monkeypatch):
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_local_components_identical_and_minimal(seed):
-    indptr, indices, _, keys, n_local = local_graph(seed, m=70)
+@pytest.mark.parametrize("m", [70, 400])  # small components, then one giant (Afforest's skip)
+def test_local_components_identical_and_minimal(seed, m):
+    indptr, indices, _, keys, n_local = local_graph(seed, m=m)
+    t_indptr, t_rows, _ = ref.transpose_csr(indptr, indices, None, n_local)
     a = ref.local_components(indptr, indices, n_local, keys)
-    b = nb.local_components(indptr, indices, n_local, keys)
+    b = nb.local_components(indptr, indices, n_local, keys, t_indptr, t_rows)
     assert np.array_equal(a, b)
     # every vertex points at the smallest-key member of its component, which points at itself
     assert np.array_equal(b[b], b)

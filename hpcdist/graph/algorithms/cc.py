@@ -59,7 +59,8 @@ class CCProgram:
         no, nl = g.n_owned, g.n_local
         self.keys = g.column_input_ids()
         self.l2g = g.local_to_global
-        root = self.root = kernels.local_components(g.in_indptr, g.in_indices, nl, self.keys)
+        t_indptr, t_rows, _ = g.local_out(kernels)  # built once per graph, shared with BFS and SSSP
+        root = self.root = kernels.local_components(g.in_indptr, g.in_indices, nl, self.keys, t_indptr, t_rows)
         self.fkey = self.keys[root[:no]].copy()  # input id of the parent (the comparison key)
         self.fptr = self.l2g[root[:no]].copy()  # new global id of the parent (the route)
         self.gk = np.empty(nl, dtype=np.int64)
