@@ -199,10 +199,10 @@ def component_summary(graph: "DistGraph", sizes: np.ndarray) -> dict[str, object
     ``[2^k, 2^(k+1))``). Collective; every rank gets the same dict."""
     from hpcdist.runtime.comm import MPI
 
-    sizes = sizes[sizes > 0]
-    hist = np.zeros(64, dtype=np.int64)
-    if sizes.shape[0]:
-        np.add.at(hist, np.floor(np.log2(sizes)).astype(np.int64), 1)
+    # frexp's exponent is floor(log2(size)) + 1, and 0 for the empty slots, which bin 0
+    # takes: no mask over the block (a boolean selection cost 1 ms of 262 144 at RMAT 18)
+    exponent = np.frexp(sizes.astype(np.float64))[1]
+    hist = np.bincount(exponent, minlength=65)[1:65].astype(np.int64)
     total = np.empty_like(hist)
     graph.comm.Allreduce(hist, total, op=MPI.SUM)
     largest = int(graph.comm.allreduce(int(sizes.max(initial=0)), op=MPI.MAX))
