@@ -9,7 +9,11 @@ and roots, interleaved root by root, so every ratio compares numbers from one jo
 One thread per rank (the BFS target's setting): ``NUMBA_NUM_THREADS=1`` in the
 environment (``mpiexec -env NUMBA_NUM_THREADS 1 ...`` or exported before). BFS alone,
 several passes over the roots: ``--only bfs --bfs-repeats 5``; ``--label`` records the
-conditions (say, the machine's load) in the JSON.
+conditions (say, the machine's load) in the JSON. On several ranks, ``--order blocked
+--one-rank-peer`` also runs each pass's searches on rank 0 alone, on a one-rank copy of the
+graph, between the all-rank pass and scipy's: the scaling from one rank is then a ratio
+within the job, pass by pass (``bfs.one_rank_peer``), which a drifting host disturbs less
+than a ratio between two jobs.
 
 The graph is Graph500's: RMAT at the given scale and edge factor 16, symmetrised, with
 a weight per undirected edge (a hash of its end points in (0, 1], the same in both
@@ -132,6 +136,17 @@ def bfs_report(roots, edges, examined, directions, ours, kernel, theirs, repeats
     }
 
 
+def one_rank_report(edges, ours, alone, n_roots: int, repeats: int) -> dict:
+    """The same searches on all ranks and on rank 0 alone, pass by pass in one job: TEPS
+    (harmonic means) of each and their ratio, the scaling from one rank."""
+    teps = [e / s for e, s in zip(edges, ours)]
+    teps_alone = [e / s for e, s in zip(edges, alone)]
+    per_pass = [harmonic(teps[i * n_roots:(i + 1) * n_roots]) / harmonic(teps_alone[i * n_roots:(i + 1) * n_roots])
+                for i in range(repeats)]
+    return {"hpcdist_s": summary(alone), "teps_harmonic_mean": harmonic(teps_alone),
+            "scaling_vs_one_rank": harmonic(teps) / harmonic(teps_alone), "scaling_per_pass": summary(per_pass)}
+
+
 def cc_report(g, comm, A, repeats: int) -> dict:
     from hpcdist.graph import connected_components
 
@@ -201,6 +216,10 @@ def main() -> int:
                          "data in the caches), or each pass of roots back to back on one side, then the other's "
                          "(Graph500's protocol: caches hold the graph), each pass after one untimed search")
     ap.add_argument("--only", default="bfs,cc,sssp", help="comma-separated subset of bfs,cc,sssp to run")
+    ap.add_argument("--one-rank-peer", action="store_true",
+                    help="on several ranks with --order blocked: each pass also runs the same searches on rank 0 "
+                         "alone (a copy of the graph on one rank), so that the scaling from one rank is a ratio "
+                         "within one job, pass by pass, not between jobs on a host whose speed drifts")
     ap.add_argument("--partitioner", default="block")
     ap.add_argument("--output", default=None)
     ap.add_argument("--label", default="", help="free text kept in the JSON (conditions, load)")
@@ -217,6 +236,15 @@ def main() -> int:
     setup = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
     threads = share_cores(comm)
     roots = random_roots(g, args.roots, args.seed)
+    peer = args.one_rank_peer and size > 1 and "bfs" in only and args.order == "blocked"
+    g1 = None  # the one-rank peer's copy of the graph (rank 0)
+    if peer and rank == 0:
+        el1 = read_edges(spec, MPI.COMM_SELF, undirected=True)
+        g1 = from_edgelist(el1, MPI.COMM_SELF, args.partitioner)
+        del el1
+        bfs(g1, roots[0], backend="numba")  # its plan and kernels, untimed
+    if peer:
+        polite_wait(comm)
     # numba compiles or loads its cache, and the graph builds its transposed CSR, here
     (_, warm_s) = timed(comm, lambda: (bfs(g, roots[0], backend="numba"),
                                        "sssp" in only and sssp(g, roots[0], backend="numba"),
@@ -240,6 +268,7 @@ def main() -> int:
     report: dict = {}
     # ---------------------------------------------------------------- BFS
     ours, kernel, theirs, edges, examined, directions = [], [], [], [], [], []
+    alone: list[float] = []  # the one-rank peer's whole calls (rank 0)
 
     def ours_one(root) -> int:
         r, s = timed(comm, lambda: bfs(g, root, backend="numba"))
@@ -272,12 +301,25 @@ def main() -> int:
             # second rank sleeps through scipy's pass, 5-10x its median at scale 20).
             bfs(g, roots[0], backend="numba")
             reached = [ours_one(root) for root in roots]
+            if g1 is not None:  # the same searches on rank 0 alone, while the others sleep
+                bfs(g1, roots[0], backend="numba")
+                for root, count in zip(roots, reached):
+                    with gc_paused():
+                        t = time.perf_counter()
+                        r1 = bfs(g1, root, backend="numba")
+                        alone.append(time.perf_counter() - t)
+                    assert r1.params["reached"] == count, (root, r1.params["reached"], count)
+            if peer:
+                polite_wait(comm)
             theirs_one(roots[0], reached[0], timed_run=False)
             for root, count in zip(roots, reached):
                 theirs_one(root, count)
     theirs = comm.bcast(theirs)
     if "bfs" in only:
         report["bfs"] = bfs_report(roots, edges, examined, directions, ours, kernel, theirs, args.bfs_repeats)
+        alone = comm.bcast(alone)
+        if alone:
+            report["bfs"]["one_rank_peer"] = one_rank_report(edges, ours, alone, len(roots), args.bfs_repeats)
     if "cc" in only:
         report["cc"] = cc_report(g, comm, A, args.cc_repeats)
     if "sssp" in only:
@@ -311,6 +353,8 @@ def main() -> int:
         path.write_text(json.dumps(out, indent=1, default=str))
     polite_wait(comm)
     g.close()
+    if g1 is not None:
+        g1.close()
     comm.Free()
     return 0
 
