@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from mpi4py import MPI
 
+from hpcdist.runtime.malloc import keep_freed_memory
+
+# process-wide, like MPI's own initialisation: see hpcdist.runtime.malloc
+keep_freed_memory()
+
 __all__ = ["MPI", "as_comm", "world_rank_and_size", "THREAD_LEVEL_NAMES"]
 
 THREAD_LEVEL_NAMES = {
