@@ -97,38 +97,6 @@ def resource_figures(runner: Runner | None, t_start: float, cpu_start: float) ->
     }
 
 
-#: glibc's ``mallopt`` parameters (malloc.h) and the values a worker sets.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_TRIM_BYTES, _MMAP_BYTES = 512 << 20, 32 << 20  # 32 MiB: glibc's largest mmap threshold on 64-bit
-
-
-def keep_freed_memory() -> bool:
-    """Let this process keep freed heap memory for the next task (glibc; a no-op elsewhere).
-
-    A worker runs tasks in a thread of their own, whose allocations come from a glibc
-    thread arena: it hands freed memory back to the system and maps large blocks afresh,
-    so every task faults its arrays in again (measured: about 2,200 page faults, 8.5 MB,
-    per 45 ms batch of an MLP's ``predict``, against none in a plain loop; 5-10 % of the
-    task). Fixed thresholds keep the pages, at the price of the worker's memory staying
-    at its peak. The ``MALLOC_TRIM_THRESHOLD_`` and ``MALLOC_MMAP_THRESHOLD_``
-    environment variables, when set, win.
-
-    Returns
-    -------
-    bool
-        Whether the thresholds were set.
-    """
-    if "MALLOC_TRIM_THRESHOLD_" in os.environ or "MALLOC_MMAP_THRESHOLD_" in os.environ:
-        return False
-    try:
-        import ctypes
-
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_BYTES)) and bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_BYTES))
-
-
 def serve(
     comm: Any,
     *,
@@ -198,7 +166,8 @@ def serve(
             pending[:] = [p for p in pending if not p[0].test()[0]]
             pending.append((req, env))
 
-    keep_freed_memory()
+    # glibc keeps freed memory (hpcdist.runtime.malloc, set where MPI is imported), so the
+    # task thread's arena does not fault every task's arrays in afresh
     runner = Runner(rank, host, fetch, emit)
     runner.start()
     t_start, cpu0 = time.monotonic(), sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
