@@ -170,5 +170,6 @@ def test_a_slow_kernel_warm_up_on_one_rank_stays_out_of_the_supersteps(comm, mon
         r = connected_components(g, backend="numba")
         assert r.params["components"] == 1
         assert r.params["warm_up_seconds"] >= (0.3 if comm.rank == comm.size - 1 else 0.0)
-        assert all(m.exchange_s + m.compute_s < 0.15 for m in r.run.metrics), [
+        # the 0.3 s would land in one superstep; an oversubscribed one takes milliseconds
+        assert all(m.exchange_s + m.compute_s < 0.2 for m in r.run.metrics), [
             (m.compute_s, m.exchange_s) for m in r.run.metrics]
