@@ -1512,9 +1512,24 @@ def sssp_edge_kinds(t_indptr: np.ndarray, t_weights: np.ndarray, delta: float) -
     return _sssp_edge_kinds(t_indptr, t_weights, float(delta))
 
 
+@njit(cache=True, inline="always")
+def _improve(v, nd, dist, pending, kinds, pbits):  # pragma: no cover - compiled
+    """``dist[v] = nd`` where that is lower, with ``v``'s pending bits (and their bitmap)
+    back; returns those bits, or -1 where ``nd`` did not improve."""
+    if nd < dist[v]:
+        dist[v] = nd
+        p = pending[v] | kinds[v]
+        pending[v] = p
+        pbits[v >> 6] |= np.uint64(p != 0) << np.uint64(v & 63)
+        return np.int64(p)
+    return np.int64(-1)
+
+
 @njit(cache=True)
-def _sssp_relax(t_indptr, t_rows, t_weights, pub, cols, dist, delta, light, pending, kinds, pbits):  # pragma: no cover
+def _sssp_relax(t_indptr, t_rows, t_weights, pub, cols, dist, delta, light, pending, kinds, pbits, remote, ring,
+                queued, ring_n, bucket):  # pragma: no cover - compiled
     relaxed = 0
+    seeding = ring.shape[0] > 0
     for k in range(cols.shape[0]):
         c = cols[k]
         x = pub[c]
@@ -1524,21 +1539,69 @@ def _sssp_relax(t_indptr, t_rows, t_weights, pub, cols, dist, delta, light, pend
                 relaxed += 1
                 v = t_rows[j]
                 nd = x + w
-                if nd < dist[v]:
-                    dist[v] = nd
-                    p = pending[v] | kinds[v]
-                    pending[v] = p
-                    pbits[v >> 6] |= np.uint64(p != 0) << np.uint64(v & 63)
+                p = _improve(v, nd, dist, pending, kinds, pbits)
+                if seeding and p > 0 and (p & 1) != 0 and remote[v] == 0 and queued[v] == 0 and \
+                        _bucket_of(nd, delta) <= bucket:
+                    ring[ring_n[0]] = v
+                    queued[v] = 1
+                    ring_n[0] += 1
     return relaxed
+
+
+_NO_SEEDS = (np.zeros(0, dtype=np.uint8), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint8),
+             np.zeros(1, dtype=np.int64), -1)
 
 
 def sssp_relax(t_indptr: np.ndarray, t_rows: np.ndarray, t_weights: np.ndarray, pub: np.ndarray,
                cols: np.ndarray, dist: np.ndarray, delta: float, light: bool, pending: np.ndarray,
-               kinds: np.ndarray, pbits: np.ndarray) -> int:
+               kinds: np.ndarray, pbits: np.ndarray, seeds: tuple | None = None) -> int:
     """Relax the light or heavy out-edges of the columns ``cols``; returns edges relaxed
     (see numpy_ref.sssp_relax)."""
+    remote, ring, queued, ring_n, bucket = _NO_SEEDS if seeds is None else seeds
     return int(_sssp_relax(t_indptr, t_rows, t_weights, pub, cols, dist, float(delta), bool(light), pending, kinds,
-                           pbits))
+                           pbits, remote, ring, queued, ring_n, np.int64(bucket)))
+
+
+@njit(cache=True)
+def _sssp_light_closure(t_indptr, t_rows, t_weights, dist, delta, bucket, pending, kinds, pbits, remote, ring,
+                        queued, n_seeds):  # pragma: no cover - compiled
+    n = dist.shape[0]
+    one = np.uint64(1)
+    head = 0
+    size = n_seeds  # the seeds are ring[:n_seeds], queued
+    relaxed = 0
+    while size > 0:
+        u = ring[head]
+        head = head + 1 if head + 1 < n else 0
+        size -= 1
+        queued[u] = 0
+        x = dist[u]
+        for j in range(t_indptr[u], t_indptr[u + 1]):
+            wt = t_weights[j]
+            if wt <= delta:
+                relaxed += 1
+                v = t_rows[j]
+                nd = x + wt
+                p = _improve(v, nd, dist, pending, kinds, pbits)
+                if p > 0 and (p & 1) != 0 and queued[v] == 0 and remote[v] == 0 and _bucket_of(nd, delta) <= bucket:
+                    at = head + size
+                    ring[at if at < n else at - n] = v
+                    queued[v] = 1
+                    size += 1
+        p = pending[u] & np.uint8(254)  # its light edges are all here, relaxed from its distance now
+        pending[u] = p
+        if p == 0:
+            pbits[u >> 6] &= ~(one << np.uint64(u & 63))
+    return relaxed
+
+
+def sssp_light_closure(t_indptr: np.ndarray, t_rows: np.ndarray, t_weights: np.ndarray, dist: np.ndarray,
+                       delta: float, bucket: int, pending: np.ndarray, kinds: np.ndarray, pbits: np.ndarray,
+                       remote: np.ndarray, ring: np.ndarray, queued: np.ndarray, n_seeds: int) -> int:
+    """Settle a bucket's light work between owned vertices, here, to its fixed point (see
+    numpy_ref.sssp_light_closure); returns the edges relaxed."""
+    return int(_sssp_light_closure(t_indptr, t_rows, t_weights, dist, float(delta), np.int64(bucket), pending, kinds,
+                                   pbits, remote, ring, queued, np.int64(n_seeds)))
 
 
 # ----------------------------------------------------------------------------- halo messages

@@ -660,6 +660,47 @@ def sssp_publish(dist: np.ndarray, pending: np.ndarray, delta: float, bucket: in
     return int(chosen.shape[0])
 
 
+def sssp_light_closure(t_indptr: np.ndarray, t_rows: np.ndarray, t_weights: np.ndarray, dist: np.ndarray,
+                       delta: float, bucket: int, pending: np.ndarray, kinds: np.ndarray, pbits: np.ndarray,
+                       remote: np.ndarray, ring: np.ndarray, queued: np.ndarray, n_seeds: int) -> int:
+    """Settle the light work of bucket ``bucket`` between owned vertices to its fixed point.
+
+    The work starts with ``ring[:n_seeds]`` (owned vertices, marked in ``queued``, as
+    :func:`sssp_relax` appends them). In queue order, each relaxes its local light
+    out-edges (``weight <= delta``; row ``u`` of the transposed CSR is owned column ``u``)
+    from its distance and clears its light bit; an improved vertex gets its pending bits
+    (``kinds``) and, if it has light work in the bucket and ``remote[v]`` is 0, a turn at
+    the queue's end (``ring`` is a ring of one slot per owned vertex, each vertex in it at
+    most once). Vertices with ``remote`` set (other ranks store some of their out-edges)
+    take no turn: they keep their light bit, and the next light phase publishes them to
+    those ranks and relaxes their edges here too. ``queued`` is all zero on return, and
+    ``pbits`` follows ``pending``. Returns the edges relaxed.
+    """
+    from collections import deque
+
+    work = deque(int(u) for u in ring[:n_seeds])
+    relaxed = 0
+    while work:
+        u = work.popleft()
+        queued[u] = 0
+        for j in range(int(t_indptr[u]), int(t_indptr[u + 1])):
+            w = float(t_weights[j])
+            if w <= delta:
+                relaxed += 1
+                v = int(t_rows[j])
+                nd = dist[u] + w
+                if nd < dist[v]:
+                    dist[v] = nd
+                    pending[v] |= kinds[v]
+                    turn = pending[v] & 1 and not queued[v] and not remote[v]
+                    if turn and _bucket(np.array([nd]), delta)[0] <= bucket:
+                        work.append(v)
+                        queued[v] = 1
+        pending[u] &= np.uint8(254)
+    pbits[:] = pending_bits(pending)
+    return relaxed
+
+
 def sssp_edge_kinds(t_indptr: np.ndarray, t_weights: np.ndarray, delta: float) -> np.ndarray:
     """Per row of the transposed CSR: bit 1 if it has a light edge (``weight <= delta``),
     bit 2 if it has a heavy one (uint8)."""
@@ -674,7 +715,7 @@ def sssp_edge_kinds(t_indptr: np.ndarray, t_weights: np.ndarray, delta: float) -
 
 def sssp_relax(t_indptr: np.ndarray, t_rows: np.ndarray, t_weights: np.ndarray, pub: np.ndarray,
                cols: np.ndarray, dist: np.ndarray, delta: float, light: bool, pending: np.ndarray,
-               kinds: np.ndarray, pbits: np.ndarray) -> int:
+               kinds: np.ndarray, pbits: np.ndarray, seeds: tuple | None = None) -> int:
     """Relax the light (``weight <= delta``) or heavy out-edges of the columns ``cols``.
 
     ``dist[v] = min(dist[v], pub[c] + w)``; an improved vertex gets the pending bits of
@@ -682,6 +723,11 @@ def sssp_relax(t_indptr: np.ndarray, t_rows: np.ndarray, t_weights: np.ndarray, 
     a phase with nothing to relax would cost a superstep for nothing. ``pbits`` is kept
     equal to :func:`pending_bits` of the updated ``pending``. Returns the number of
     edges relaxed.
+
+    ``seeds``, when given, is ``(remote, ring, queued, ring_n, bucket)``: every improved
+    vertex with its light bit pending, bucket at most ``bucket`` and ``remote`` 0 that is
+    not ``queued`` yet is appended to ``ring`` at ``ring_n[0]`` (which grows) and marked
+    ``queued``, in the order of the edges: :func:`sssp_light_closure`'s starting work.
     """
     starts, stops = t_indptr[cols], t_indptr[cols + 1]
     counts = stops - starts
@@ -696,6 +742,19 @@ def sssp_relax(t_indptr: np.ndarray, t_rows: np.ndarray, t_weights: np.ndarray, 
     best = dist.copy()
     np.minimum.at(best, v, cand)
     improved = best < dist
+    if seeds is not None:
+        remote, ring, queued, ring_n, bucket = seeds
+        # edge by edge, as the compiled kernel appends them: at an edge that improves its
+        # vertex, when the new value's bucket is in range
+        cur = dist.copy()
+        for x, c in zip(v.tolist(), cand.tolist()):
+            if c < cur[x]:
+                cur[x] = c
+                if (pending[x] | kinds[x]) & 1 and not remote[x] and not queued[x] and \
+                        _bucket(np.array([c]), delta)[0] <= bucket:
+                    ring[ring_n[0]] = x
+                    queued[x] = 1
+                    ring_n[0] += 1
     dist[improved] = best[improved]
     pending[improved] |= kinds[: dist.shape[0]][improved]
     pbits[:] = pending_bits(pending)

@@ -342,6 +342,71 @@ def test_sssp_phase_identical(seed):
         assert np.array_equal(got, [k.NO_BUCKET, k.NO_BUCKET])
 
 
+@pytest.mark.parametrize("seed", SEEDS)
+def test_sssp_light_closure_reaches_the_local_fixed_point(seed):
+    indptr, indices, w, _, n_local = local_graph(seed)
+    n_owned = indptr.shape[0] - 1
+    t_indptr, t_rows, t_w = ref.transpose_csr(indptr, indices, w, n_local)
+    rng = np.random.default_rng(seed + 7)
+    delta = 0.7
+    kinds = ref.sssp_edge_kinds(t_indptr, t_w, delta)
+    dist0 = np.where(rng.random(n_owned) < 0.3, rng.random(n_owned) * 3, np.inf)
+    pending0 = np.where(np.isfinite(dist0), kinds[:n_owned], 0).astype(np.uint8)
+    remote = (rng.random(n_owned) < 0.2).astype(np.uint8)
+    bucket = 2
+    outs = []
+    for k in (ref, nb):
+        d, pend = dist0.copy(), pending0.copy()
+        pbits = k.pending_bits(pend)
+        ring, queued = np.zeros(n_owned, dtype=np.int64), np.zeros(n_owned, dtype=np.uint8)
+        # the starting work: the light phase's relaxation from its published frontier (every
+        # vertex with light work in the bucket, which the publish takes the bit from) appends it
+        n_seeds = np.zeros(1, dtype=np.int64)
+        pub = np.full(n_local, np.inf)
+        cols = np.flatnonzero(((pend & 1) != 0) & (np.floor(d / delta) <= bucket))
+        pub[cols] = d[cols]
+        pend[cols] &= np.uint8(254)
+        pbits = k.pending_bits(pend)
+        k.sssp_relax(t_indptr, t_rows, t_w, pub, cols, d, delta, True, pend, kinds, pbits,
+                     (remote, ring, queued, n_seeds, bucket))
+        seeds = ring[: n_seeds[0]].copy()
+        assert (queued[seeds] == 1).all() and queued.sum() == seeds.shape[0] and not remote[seeds].any()
+        relaxed = k.sssp_light_closure(t_indptr, t_rows, t_w, d, delta, bucket, pend, kinds, pbits, remote, ring,
+                                       queued, int(n_seeds[0]))
+        assert not queued.any()  # the scratch is left as found
+        assert np.array_equal(as_bools(pbits, n_owned), pend != 0)
+        outs.append((seeds, d, pend, relaxed, cols))
+    for x, y in zip(*outs):  # the same seeds in the same order, the same counts
+        assert np.array_equal(x, y)
+    seeds, d, pend, relaxed, cols = outs[0]
+    assert seeds.shape[0] > 0 and relaxed > 0 and (d <= dist0).all()
+    # the fixed point: no local light edge from a vertex of the bucket that improved
+    in_bucket = np.floor(d / delta) <= bucket
+    for u in np.flatnonzero(in_bucket & (d < dist0) & (kinds[:n_owned] & 1 != 0)):
+        # cleared where relaxed; other ranks store some edges of a remote one: it waits for the publish
+        assert bool(pend[u] & 1) == bool(remote[u]), u
+        if not remote[u]:
+            row = slice(t_indptr[u], t_indptr[u + 1])
+            light = t_w[row] <= delta
+            assert (d[t_rows[row][light]] <= d[u] + t_w[row][light]).all(), u
+    # and it is the fixed point that plain relaxation rounds from those columns reach
+    d2, pend2 = dist0.copy(), pending0.copy()
+    front = cols
+    pub = np.full(n_local, np.inf)
+    pub[front] = d2[front]
+    pend2[front] &= np.uint8(254)
+    ref.sssp_relax(t_indptr, t_rows, t_w, pub, front, d2, delta, True, pend2, kinds, ref.pending_bits(pend2))
+    while True:
+        front = np.flatnonzero(((pend2 & 1) != 0) & (remote == 0) & (np.floor(d2 / delta) <= bucket))
+        if front.shape[0] == 0:
+            break
+        pub = np.full(n_local, np.inf)
+        pub[front] = d2[front]
+        pend2[front] &= np.uint8(254)
+        ref.sssp_relax(t_indptr, t_rows, t_w, pub, front, d2, delta, True, pend2, kinds, ref.pending_bits(pend2))
+    assert np.array_equal(d, d2)
+
+
 def as_bools(words: np.ndarray, n: int) -> np.ndarray:
     return np.unpackbits(words.view(np.uint8), bitorder="little")[:n].astype(bool)
 
