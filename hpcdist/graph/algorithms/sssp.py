@@ -136,7 +136,7 @@ def closure_arrays(graph: "DistGraph") -> tuple[np.ndarray, np.ndarray, np.ndarr
     def build() -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
         remote = np.zeros(graph.n_owned, dtype=np.uint8)
         remote[graph.halo.layout.send_index] = 1
-        with_edges = np.diff(graph.in_indptr) > 0
+        with_edges = graph.in_degree() > 0
         share = float(remote[with_edges].mean()) if with_edges.any() else 0.0
         return (remote, np.zeros(graph.n_owned, dtype=np.int64), np.zeros(graph.n_owned, dtype=np.uint8),
                 share <= CLOSURE_MAX_REMOTE)
