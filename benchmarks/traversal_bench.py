@@ -15,7 +15,8 @@ graph, between the all-rank pass and scipy's: the scaling from one rank is then 
 within the job, pass by pass (``bfs.one_rank_peer``), which a drifting host disturbs less
 than a ratio between two jobs.
 
-The graph is Graph500's: RMAT at the given scale and edge factor 16, symmetrised, with
+The graph is Graph500's: RMAT at the given scale and edge factor 16 (or ``--graph SPEC``,
+another generator, say ``grid2d:500`` for a graph whose BFS has 999 levels), symmetrised, with
 a weight per undirected edge (a hash of its end points in (0, 1], the same in both
 directions) for SSSP. BFS roots are Graph500's: ``--roots`` random vertices with
 degree > 0, seeded. TEPS = edges of the root's component / seconds, averaged over
@@ -205,6 +206,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", type=int, default=18)
     ap.add_argument("--edgefactor", type=int, default=16)
+    ap.add_argument("--graph", default=None,
+                    help="another generator spec instead of RMAT (say grid2d:500, a graph of high diameter); "
+                         "--scale and --edgefactor are then unused")
     ap.add_argument("--roots", type=int, default=16, help="BFS roots (Graph500 uses 64)")
     ap.add_argument("--sssp-roots", type=int, default=3)
     ap.add_argument("--cc-repeats", type=int, default=3)
@@ -227,7 +231,7 @@ def main() -> int:
     only = set(args.only.split(","))
     comm = MPI.COMM_WORLD.Dup()
     rank, size = comm.rank, comm.size
-    spec = f"rmat:{args.scale}:{args.edgefactor}"
+    spec = args.graph or f"rmat:{args.scale}:{args.edgefactor}"
     t0 = time.perf_counter()
     el = read_edges(spec, comm, undirected=True)
     el.weights = edge_weights(el.src, el.dst)
