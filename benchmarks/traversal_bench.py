@@ -32,7 +32,8 @@ search it lands in.
 
 Rank 0 gathers the graph for scipy (fine at these scales); the other ranks wait on a
 polled barrier so that they do not spin on the cores being measured. JSON goes to
-``benchmarks/results/traversal-s{scale}-r{ranks}-{host}.json``.
+``benchmarks/results/traversal-s{scale}-r{ranks}-{host}.json`` (``traversal-{graph}-...`` with
+``--graph``, its colons as dashes).
 """
 
 from __future__ import annotations
@@ -351,7 +352,8 @@ def main() -> int:
         }
         brief = {k: v for k, v in out.items() if k not in ("machine",)}
         print(json.dumps(brief, indent=1, default=str))
-        default = RESULTS / f"traversal-s{args.scale}-r{size}-{os.uname().nodename}.json"
+        graph = args.graph.replace(":", "-") if args.graph else f"s{args.scale}"  # --scale is unused with --graph
+        default = RESULTS / f"traversal-{graph}-r{size}-{os.uname().nodename}.json"
         path = Path(args.output) if args.output else default
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(out, indent=1, default=str))
