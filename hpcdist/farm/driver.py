@@ -19,7 +19,8 @@ would take CPU from the workers.
 Busy versus dead: any message from a worker counts as a heartbeat. A worker silent for
 ``heartbeat_timeout`` is suspect (gets no new work, is pinged). When its process is on
 this host, the engine then checks it in ``/proc``: alive means busy (e.g. C code holding
-the GIL), and it keeps its tasks. A worker silent for ``failure_timeout`` with no such
+the GIL), and it keeps its tasks; stopped (SIGSTOP) is no proof, as it runs nothing. A
+worker silent for ``failure_timeout`` with no such
 proof of life is failed: its tasks go to other workers, not counted as retries. Workers
 on other hosts have no proof of life, so ``failure_timeout`` must exceed the longest
 stretch a task may hold the GIL there.

@@ -417,12 +417,20 @@ class Farm(ModelFarmMixin, cf.Executor):
     def _send_shutdown(self, payload: dict[str, Any]) -> None:
         if self.engine is None:
             return
+        transport = self.engine.transport
         live = [r for r in self.scheduler.workers if r not in self.engine.lost and r != 0]
-        self.engine.transport.shutdown(live, payload)
-        self.engine.transport.flush(5.0)
+        transport.shutdown(live, payload)
+        # A lost worker whose process is still here (stopped, or silent too long) gets its
+        # shutdown as well, so that it ends when it runs again instead of serving no one
+        # and keeping the job alive; nobody waits for its goodbye, and it is not asked to
+        # confirm with a synchronous send, which no one would match.
+        lingering = [r for r in sorted(self.engine.lost) if r != 0 and transport.alive(r, stopped=True)]
+        if lingering:
+            transport.shutdown(lingering, {**payload, "bye": False, "lost": True})
+        transport.flush(5.0)
         # Every worker's last message received: nothing of this farm is left for the next
         # one on a communicator with the same context id (see MPITransport.farewell).
-        missing = self.engine.transport.farewell(live, 10.0)
+        missing = transport.farewell(live, 10.0)
         if missing:
             log.warning("no goodbye from worker(s) %s after the shutdown", sorted(missing))
 

@@ -48,12 +48,16 @@ SPLIT_BYTES = 1 << 20
 INFLIGHT_BYTES = 4 << 20
 
 
-def process_alive(pid: int) -> bool:
-    """True when process ``pid`` exists on this host and is not a zombie."""
+def process_alive(pid: int, *, stopped: bool = True) -> bool:
+    """True when process ``pid`` exists on this host and is not a zombie.
+
+    ``stopped=False`` also says False for a stopped process (SIGSTOP, a debugger's
+    stop: ``T`` or ``t`` in ``/proc``): it exists, but runs nothing until someone
+    continues it, so it is no proof that a silent worker is busy."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
             state = fh.read().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
+        return state not in (("Z", "X") if stopped else ("Z", "X", "T", "t"))
     except (OSError, IndexError):
         try:
             os.kill(pid, 0)
@@ -329,11 +333,16 @@ class MPITransport:
             self._events = []
         return events
 
-    def alive(self, rank: int) -> bool | None:
+    def alive(self, rank: int, *, stopped: bool = False) -> bool | None:
+        """Whether worker ``rank``'s process runs (None: not on this host, so unknown).
+
+        ``stopped=True`` counts a stopped process as alive too: it still exists (what
+        the shutdown asks), though it proves nothing about a silent worker (what the
+        failure detector asks, with the default)."""
         caps = self.caps.get(rank)
         if caps is None or caps.host != self.host or not caps.pid:
             return None
-        return process_alive(caps.pid)
+        return process_alive(caps.pid, stopped=stopped)
 
 
 class LocalTransport:
@@ -398,5 +407,5 @@ class LocalTransport:
         events.append(Heartbeat(self.RANK, now, self.runner.running_ids()))
         return events
 
-    def alive(self, rank: int) -> bool | None:
+    def alive(self, rank: int, *, stopped: bool = False) -> bool | None:
         return True

@@ -210,3 +210,32 @@ def test_runner_cancels_queued_and_running_tasks():
 def test_partition_bounds():
     assert partition_bounds(10, 4) == [(0, 4), (4, 8), (8, 10)]
     assert partition_bounds(0, 4) == []
+
+
+def test_process_alive_tells_a_stopped_process_from_a_running_one():
+    """A stopped process exists (the shutdown still reaches it) but is no proof that a
+    silent worker is busy; a reaped one is neither."""
+    import signal
+    import subprocess
+    import sys
+
+    from hpcdist.farm.transport import process_alive
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert process_alive(proc.pid) and process_alive(proc.pid, stopped=False)
+        proc.send_signal(signal.SIGSTOP)
+        end = time.monotonic() + 10
+        while process_alive(proc.pid, stopped=False):  # the state changes when the signal lands
+            assert time.monotonic() < end, "the process never showed as stopped"
+            time.sleep(0.01)
+        assert process_alive(proc.pid)
+        proc.send_signal(signal.SIGCONT)
+        end = time.monotonic() + 10
+        while not process_alive(proc.pid, stopped=False):
+            assert time.monotonic() < end, "the process never showed as running again"
+            time.sleep(0.01)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not process_alive(proc.pid) and not process_alive(proc.pid, stopped=False)
