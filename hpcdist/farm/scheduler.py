@@ -17,7 +17,8 @@ What it owns:
   cancel and quarantined until it reports the task ended;
 * liveness: silent for ``heartbeat_timeout`` -> suspect (no new work, pinged); silent
   for ``failure_timeout`` with no proof of life (:class:`Alive`) -> failed, its tasks
-  re-queued;
+  re-queued; a gap of more than ``heartbeat_timeout`` between two ticks is the
+  coordinator's own silence and does not count against the workers;
 * dependencies (``after``): results passed as leading arguments; a failed dependency
   fails its dependents with :class:`DependencyFailed`;
 * requirements no worker can ever meet fail at once with :class:`RequirementError`;
@@ -390,6 +391,7 @@ class Scheduler:
         self.deadline = deadline
         self.margin_s = margin_s
         self.workers: dict[int, WorkerState] = {}
+        self._last_tick: float | None = None  # when this scheduler last looked at the clock
         self.tasks: dict[int, Task] = {}  # unfinished tasks
         self.history: OrderedDict[int, Task] = OrderedDict()  # finished, payload dropped
         self.history_size = history
@@ -595,6 +597,15 @@ class Scheduler:
     def _on_Tick(self, ev: Tick, actions: list) -> None:
         now = ev.now
         self.stats.tick(now)
+        if self._last_tick is not None and now - self._last_tick > self.heartbeat_timeout:
+            # The coordinator did not look for that long (stopped, descheduled, or its
+            # process held the GIL in C code): the workers' silence over the gap proves
+            # nothing, and what they sent meanwhile may still wait to be received (a poll
+            # takes a bounded number of messages). Their silence counts from now on.
+            gap = now - self._last_tick
+            for w in self.workers.values():
+                w.last_seen = min(now, w.last_seen + gap)
+        self._last_tick = now
         if self.draining:
             self._drain_check(now, actions)
         while self._delayed and self._delayed[0][0] <= now:

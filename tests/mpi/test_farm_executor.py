@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -221,7 +222,7 @@ def test_retry_lands_on_another_worker(comm, tmp_path):
         if farm is not None:
             fut = farm.submit(fail_first_time, path, retries=1)
             rank = fut.result(timeout=30)
-            first = int(open(path).read())
+            first = int(Path(path).read_text())
             info = farm.task(fut.id)
             assert info.attempts == 2 and info.errors_used == 1
             if comm.size >= 3:
@@ -255,6 +256,24 @@ def test_nothing_of_a_farm_is_left_for_the_next_communicator(comm):
         assert not any(comm.allgather(waiting))
     finally:
         after.Free()
+
+
+def nap(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+def test_a_coordinator_holding_the_gil_loses_no_worker(comm):
+    """The coordinator's process holds the GIL for 3 s (C code that does not release it):
+    no engine step runs, the workers' heartbeats pile up in MPI, and their silence over
+    that time is the coordinator's. No worker may be failed for it."""
+    with Farm(comm, heartbeat_interval=0.05, heartbeat_timeout=0.5, failure_timeout=1.0, backoff=0.0) as farm:
+        if farm is not None:
+            futures = [farm.submit(nap, 0.05) for _ in range(8 * max(1, farm.n_workers))]
+            time.sleep(0.2)
+            ctypes.PyDLL(None).sleep(3)  # libc's sleep, called with the GIL held
+            assert [f.result(timeout=60) for f in futures] == [0.05] * len(futures)
+            assert farm.worker_failures == []
 
 
 def test_priority_order_is_respected(comm):

@@ -261,19 +261,31 @@ def test_every_worker_lost_fails_pending_tasks():
     assert status == TaskStatus.ERROR and isinstance(err, NoWorkersLeft)
 
 
+def tick_until(s, start, end, beating=(), alive=(), dt=0.1):
+    """Tick every ``dt`` s from ``start`` to ``end`` as the engine does (every few ms), with a
+    heartbeat from each of ``beating`` and proof of life for each of ``alive`` before each
+    tick; all the actions."""
+    acts = []
+    for k in range(int(round((end - start) / dt)) + 1):
+        now = start + k * dt
+        for rank in beating:
+            s.handle(Heartbeat(rank, now))
+        for rank in alive:
+            s.handle(Alive(rank, now))
+        acts += s.handle(Tick(now))
+    return acts
+
+
 def test_heartbeats_suspect_then_failed_unless_proven_alive():
     s = make(2, heartbeat_timeout=1.0, failure_timeout=3.0, max_in_flight=1)
     t = task()
     s.handle(Submit(t, 0.0))
     r = s.task_info(t.id).worker
-    s.handle(Heartbeat(3 - r, 0.9))
-    acts = s.handle(Tick(1.5))
+    acts = tick_until(s, 0.1, 1.5, beating=[3 - r])
     assert [a.rank for a in acts if isinstance(a, Ping)] == [r]
     assert s.workers[r].suspect and not s.workers[r].available
     # Busy in C code: the process is alive, so it is not failed.
-    s.handle(Heartbeat(3 - r, 3.0))
-    s.handle(Alive(r, 3.0))
-    acts = s.handle(Tick(3.5))
+    acts = tick_until(s, 1.6, 3.5, beating=[3 - r], alive=[r])
     assert not any(isinstance(a, WorkerFailed) for a in acts)
     # It answers again: no longer suspect, its task finishes normally.
     s.handle(Heartbeat(r, 4.0, running=(t.id,)))
@@ -284,10 +296,26 @@ def test_heartbeats_suspect_then_failed_unless_proven_alive():
     t2 = task()
     s.handle(Submit(t2, 4.2))
     r2 = s.task_info(t2.id).worker
-    s.handle(Heartbeat(3 - r2, 7.0))
-    acts = s.handle(Tick(7.5))
+    acts = tick_until(s, 4.2, 7.5, beating=[3 - r2])
     assert any(isinstance(a, WorkerFailed) and a.rank == r2 for a in acts)
     assert dispatched(acts) == [(3 - r2, t2.id)]
+
+
+def test_a_coordinator_that_did_not_look_for_a_while_does_not_fail_its_workers():
+    """Ticks 3 s apart (the coordinator stopped, or its process held the GIL): the silence
+    over the gap is the coordinator's, not the workers'. Silence after it still counts."""
+    s = make(2, heartbeat_timeout=0.5, failure_timeout=1.0)
+    t = task()
+    s.handle(Submit(t, 0.0))
+    tick_until(s, 0.0, 0.4, beating=[1, 2])
+    acts = s.handle(Tick(3.4))  # nothing received meanwhile: the heartbeats still wait in MPI
+    assert not any(isinstance(a, (WorkerFailed, Ping)) for a in acts)
+    assert all(not w.suspect for w in s.workers.values())
+    # worker 1's queued heartbeats arrive; worker 2 stays silent from here on: failed
+    acts = tick_until(s, 3.5, 5.0, beating=[1])
+    assert [a.rank for a in acts if isinstance(a, WorkerFailed)] == [2]
+    failed_at = next(k for k, a in enumerate(acts) if isinstance(a, WorkerFailed))
+    assert s.workers[1].available and failed_at > 0
 
 
 def test_timeout_retries_elsewhere_and_quarantines_until_the_worker_answers():
