@@ -744,17 +744,20 @@ def sssp_relax(t_indptr: np.ndarray, t_rows: np.ndarray, t_weights: np.ndarray, 
     improved = best < dist
     if seeds is not None:
         remote, ring, queued, ring_n, bucket = seeds
-        # edge by edge, as the compiled kernel appends them: at an edge that improves its
-        # vertex, when the new value's bucket is in range
-        cur = dist.copy()
-        for x, c in zip(v.tolist(), cand.tolist()):
-            if c < cur[x]:
-                cur[x] = c
-                if (pending[x] | kinds[x]) & 1 and not remote[x] and not queued[x] and \
-                        _bucket(np.array([c]), delta)[0] <= bucket:
-                    ring[ring_n[0]] = x
-                    queued[x] = 1
-                    ring_n[0] += 1
+        # The compiled kernel appends a vertex at the edge that improves it to a value in
+        # range (bucket at most ``bucket``). A vertex's improvements decrease, and so do their
+        # buckets, so that edge is its first edge whose value beats ``dist`` and is in range:
+        # an earlier edge with a value as small would be in range and earlier. The same
+        # vertices in the same order, without a loop over the edges.
+        fit = (cand < dist[v]) & (_bucket(cand, delta) <= bucket)
+        x = v[fit]
+        fit_x = ((pending[x] | kinds[x]) & 1).astype(bool) & (remote[x] == 0) & (queued[x] == 0)
+        x = x[fit_x]
+        _, first = np.unique(x, return_index=True)
+        new = x[np.sort(first)]
+        ring[ring_n[0]: ring_n[0] + new.shape[0]] = new
+        queued[new] = 1
+        ring_n[0] += new.shape[0]
     dist[improved] = best[improved]
     pending[improved] |= kinds[: dist.shape[0]][improved]
     pbits[:] = pending_bits(pending)
