@@ -40,6 +40,11 @@ _UNSET: Any = object()
 _PENDING = cf._base.PENDING
 _FINISHED = cf._base.FINISHED
 _DONE_STATES = frozenset((cf._base.CANCELLED, cf._base.CANCELLED_AND_NOTIFIED, _FINISHED))
+#: Seconds the coordinator waits for the workers' goodbyes after the shutdown.
+FAREWELL_S = 10.0
+#: Farm communicators that a goodbye may still reach: never freed, so that no later
+#: communicator gets their context id and matches it there (see MPITransport.farewell).
+_KEPT_COMMS: list[Any] = []
 
 
 class TaskFuture(cf.Future):
@@ -229,6 +234,7 @@ class Farm(ModelFarmMixin, cf.Executor):
         self._entered = False
         self._closed = False
         self._shutdown_done = False
+        self._goodbyes_missing = False
         self.ctx: Any = None
         self.ulfm = False
         self.engine: Engine | None = None
@@ -375,6 +381,8 @@ class Farm(ModelFarmMixin, cf.Executor):
                 self._drain_signal.restore()
         if lost:
             _skip_mpi_finalize(code or 0)  # a dead peer makes collectives and MPI_Finalize hang
+        elif self._goodbyes_missing:
+            _KEPT_COMMS.append(self.ctx.comm)  # a late goodbye must not reach the next farm
         else:
             self.ctx.close()
         if code is not None:
@@ -430,9 +438,11 @@ class Farm(ModelFarmMixin, cf.Executor):
         transport.flush(5.0)
         # Every worker's last message received: nothing of this farm is left for the next
         # one on a communicator with the same context id (see MPITransport.farewell).
-        missing = transport.farewell(live, 10.0)
+        missing = transport.farewell(live, FAREWELL_S)
         if missing:
-            log.warning("no goodbye from worker(s) %s after the shutdown", sorted(missing))
+            self._goodbyes_missing = True
+            log.warning("no goodbye from worker(s) %s within %g s of the shutdown; this farm's communicator is "
+                        "kept, not freed, so that their messages reach no later one", sorted(missing), FAREWELL_S)
 
     @property
     def worker_failures(self) -> list[dict[str, Any]]:

@@ -276,6 +276,37 @@ def test_a_coordinator_holding_the_gil_loses_no_worker(comm):
             assert farm.worker_failures == []
 
 
+def gil_holder(seconds):
+    time.sleep(0.05)
+    ctypes.PyDLL(None).sleep(seconds)  # the GIL held: the worker's main thread cannot answer meanwhile
+    return seconds
+
+
+def test_a_goodbye_later_than_the_farewell_is_left_on_no_later_communicator(comm, monkeypatch):
+    """A worker whose task holds the GIL at the shutdown says goodbye after the coordinator
+    stopped waiting. Freed, the farm's communicator would give its context id to the next
+    Dup, and the late messages would be matched there."""
+    import hpcdist.farm.executor as executor
+
+    monkeypatch.setattr(executor, "FAREWELL_S", 0.3)
+    with Farm(comm, **FAST) as farm:
+        if farm is not None:
+            held = farm.submit(gil_holder, 2)
+            deadline = time.monotonic() + 10
+            while held.running() is False and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.2)  # into the C call
+            assert held.cancel()
+    after = comm.Dup()  # every worker is past its goodbye once this returns
+    try:
+        comm.Barrier()
+        time.sleep(0.05)
+        waiting = after.Iprobe(MPI.ANY_SOURCE, MPI.ANY_TAG) or after.Iprobe(MPI.ANY_SOURCE, MPI.ANY_TAG)
+        assert not any(comm.allgather(waiting))
+    finally:
+        after.Free()
+
+
 def test_priority_order_is_respected(comm):
     with Farm(comm, max_in_flight=1, **FAST) as farm:
         if farm is not None:
