@@ -235,6 +235,19 @@ def test_retry_lands_on_another_worker(comm, tmp_path):
                 farm.submit(fail_first_time, path).result(timeout=30)
 
 
+def message_on_the_next_communicator(comm) -> bool:
+    """Whether a message waits on a fresh duplicate of ``comm`` on any rank (collective):
+    one left on a freed communicator whose context id the duplicate got."""
+    after = comm.Dup()
+    try:
+        comm.Barrier()
+        time.sleep(0.05)
+        waiting = after.Iprobe(MPI.ANY_SOURCE, MPI.ANY_TAG) or after.Iprobe(MPI.ANY_SOURCE, MPI.ANY_TAG)
+        return any(comm.allgather(waiting))
+    finally:
+        after.Free()
+
+
 def test_nothing_of_a_farm_is_left_for_the_next_communicator(comm):
     # MPICH gives a freed communicator's context id to the next Dup, and a message left
     # unreceived on the old one is matched there: a late heartbeat, or the "cancelled"
@@ -248,14 +261,7 @@ def test_nothing_of_a_farm_is_left_for_the_next_communicator(comm):
                 time.sleep(0.01)
             assert all(f.cancel() for f in spinning)
             time.sleep(0.1)  # heartbeats every millisecond meanwhile
-    after = comm.Dup()
-    try:
-        comm.Barrier()
-        time.sleep(0.05)
-        waiting = after.Iprobe(MPI.ANY_SOURCE, MPI.ANY_TAG) or after.Iprobe(MPI.ANY_SOURCE, MPI.ANY_TAG)
-        assert not any(comm.allgather(waiting))
-    finally:
-        after.Free()
+    assert not message_on_the_next_communicator(comm)
 
 
 def nap(seconds):
@@ -297,14 +303,7 @@ def test_a_goodbye_later_than_the_farewell_is_left_on_no_later_communicator(comm
                 time.sleep(0.01)
             time.sleep(0.2)  # into the C call
             assert held.cancel()
-    after = comm.Dup()  # every worker is past its goodbye once this returns
-    try:
-        comm.Barrier()
-        time.sleep(0.05)
-        waiting = after.Iprobe(MPI.ANY_SOURCE, MPI.ANY_TAG) or after.Iprobe(MPI.ANY_SOURCE, MPI.ANY_TAG)
-        assert not any(comm.allgather(waiting))
-    finally:
-        after.Free()
+    assert not message_on_the_next_communicator(comm)  # its Dup returns once every worker said goodbye
 
 
 def test_priority_order_is_respected(comm):
