@@ -18,9 +18,9 @@ from numba.extending import intrinsic
 __all__ = ["NAME", "spmv_csr", "make_pull", "blocked_pull", "scale_by", "pagerank_update", "pagerank_step",
            "fixed_point_limbs", "max_abs", "transpose_csr", "nonzero_positions", "int64_full", "bfs_sort_rows",
            "bfs_bitmap", "bfs_flags", "bfs_owned_bits", "bfs_top_down_bits", "frontier_publish", "frontier_gather",
-           "frontier_unpack", "value_publish", "value_unpack", "bfs_parent_ids", "bfs_top_down", "bfs_bottom_up",
-           "local_components", "unique_inverse", "cc_component_min", "edge_set_hashes", "cc_combine", "pending_bits",
-           "sssp_buckets", "sssp_publish", "sssp_relax", "sssp_edge_kinds", "NO_BUCKET"]
+           "frontier_unpack", "value_publish", "value_unpack", "bfs_parent_ids", "bfs_top_down", "bfs_top_down_both",
+           "bfs_bottom_up", "local_components", "unique_inverse", "cc_component_min", "edge_set_hashes", "cc_combine",
+           "pending_bits", "sssp_buckets", "sssp_publish", "sssp_relax", "sssp_edge_kinds", "NO_BUCKET"]
 
 NAME = "numba"
 
@@ -994,12 +994,29 @@ def _bfs_top_down_bits(t_indptr, t_rows, bits, lo, hi, col_key, dist, parent, le
     return counts
 
 
+@njit(cache=True)
+def _bfs_top_down_both(t_indptr, t_rows, cols, n_cols, bits, lo, hi, col_key, dist, parent, level, out_degree,
+                       in_degree, queue, n_queue):  # pragma: no cover - compiled
+    counts = _bfs_top_down(t_indptr, t_rows, cols, n_cols, col_key, dist, parent, level, out_degree, in_degree,
+                           queue, n_queue)
+    return _bfs_top_down_bits(t_indptr, t_rows, bits, lo, hi, col_key, dist, parent, level, out_degree, in_degree,
+                              queue, counts)
+
+
 def bfs_top_down(t_indptr: np.ndarray, t_rows: np.ndarray, cols: np.ndarray, n_cols: int, col_key: np.ndarray,
                  dist: np.ndarray, parent: np.ndarray, level: int, out_degree: np.ndarray, in_degree: np.ndarray,
                  queue: np.ndarray, n_queue: int) -> np.ndarray:
     """Push one BFS level from the frontier columns (see numpy_ref.bfs_top_down)."""
     return _bfs_top_down(t_indptr, t_rows, cols, np.int64(n_cols), col_key, dist, parent, np.int64(level),
                          out_degree, in_degree, queue, np.int64(n_queue))
+
+
+def bfs_top_down_both(t_indptr: np.ndarray, t_rows: np.ndarray, cols: np.ndarray, n_cols: int, bits: np.ndarray,
+                      lo: int, hi: int, col_key: np.ndarray, dist: np.ndarray, parent: np.ndarray, level: int,
+                      out_degree: np.ndarray, in_degree: np.ndarray, queue: np.ndarray, n_queue: int) -> np.ndarray:
+    """:func:`bfs_top_down` then :func:`bfs_top_down_bits` in one call (see numpy_ref.bfs_top_down_both)."""
+    return _bfs_top_down_both(t_indptr, t_rows, cols, np.int64(n_cols), bits, np.int64(lo), np.int64(hi), col_key,
+                              dist, parent, np.int64(level), out_degree, in_degree, queue, np.int64(n_queue))
 
 
 def bfs_top_down_bits(t_indptr: np.ndarray, t_rows: np.ndarray, bits: np.ndarray, lo: int, hi: int,

@@ -109,6 +109,12 @@ def test_bfs_levels_identical_in_both_directions(seed, every):
                                       out_deg, in_deg, q3, td3)
             assert np.array_equal(td3[:4], (td + td2)[:4]) and td3[4] == td2[4]
             assert np.array_equal(d3, d) and np.array_equal(p3, p) and np.array_equal(q3, q)
+            # both pushes in one call: the same level
+            d4, p4, q4 = dist0.copy(), np.zeros(n_owned, dtype=rows.dtype), np.zeros(n_local, dtype=rows.dtype)
+            td4 = k.bfs_top_down_both(s["t_indptr"], s["t_rows"], front, front.shape[0], bits, n_owned, n_local, keys,
+                                      d4, p4, level, out_deg, in_deg, q4, 0)
+            assert np.array_equal(td4, td3) and np.array_equal(d4, d3) and np.array_equal(p4, p3)
+            assert np.array_equal(q4, q3)
             d2, p2, q2 = dist0.copy(), np.zeros(n_owned, dtype=rows.dtype), np.zeros(n_local, dtype=rows.dtype)
             todo = np.flatnonzero((in_deg > 0) & (dist0 < 0) | (dist0 == 0)).astype(rows.dtype)
             n_todo = -1 if every else todo.shape[0]

@@ -230,6 +230,8 @@ class BFSProgram:
         k.bfs_owned_bits(self.bits[:0], self.queue, 0, 0)
         k.bfs_top_down_bits(p.t_indptr, p.t_rows, self.bits, 0, 0, p.col_key, self.dist, self.parent, 0,
                             self.out_deg, self.in_deg, self.next_queue, np.zeros(5, dtype=np.int64))
+        k.bfs_top_down_both(p.t_indptr, p.t_rows, self.queue, 0, self.bits, 0, 0, p.col_key, self.dist, self.parent,
+                            0, self.out_deg, self.in_deg, self.next_queue, 0)
         if self.publishes_frontier and g.comm.Get_size() > 1:
             g.halo.frontier().warm_up(self.queue, self.bits, k)
         k.bfs_flags(p.flags, self.queue, 0, self.next_queue, 0)
@@ -275,16 +277,24 @@ class BFSProgram:
         k, g, p = self.k, self.graph, self.plan
         no = g.n_owned
         if self.mode == TOP_DOWN:
-            out = self.interior_out if self.interior_out is not None else self._push(self.queue, self.n_queue, 0)
-            self.interior_out = None
-            if no < g.n_local:  # then the ghosts in the frontier
-                if self.publishes_frontier:  # straight from their bits: one call
+            ghost_bits = no < g.n_local and self.publishes_frontier  # the ghosts' frontier as bits
+            if ghost_bits and self.interior_out is None:
+                # Nothing overlapped the exchange (the engine sent it with the last level's
+                # counts): the owned frontier, then the ghosts from their bits, in one call.
+                # A compiled call costs 1-2 us, as much as a small level's work.
+                out = k.bfs_top_down_both(p.t_indptr, p.t_rows, self.queue, self.n_queue, self.bits, no, g.n_local,
+                                          p.col_key, self.dist, self.parent, self.level, self.out_deg, self.in_deg,
+                                          self.next_queue, 0)
+            else:
+                out = self.interior_out if self.interior_out is not None else self._push(self.queue, self.n_queue, 0)
+                if ghost_bits:  # then the ghosts in the frontier, straight from their bits
                     out = k.bfs_top_down_bits(p.t_indptr, p.t_rows, self.bits, no, g.n_local, p.col_key, self.dist,
                                               self.parent, self.level, self.out_deg, self.in_deg, self.next_queue, out)
-                else:
+                elif no < g.n_local:
                     ghosts = k.nonzero_positions(p.flags[no:]) + no
                     more = self._push(ghosts, ghosts.shape[0], int(out[4]))
                     out = np.concatenate([out[:4] + more[:4], more[4:]])
+            self.interior_out = None
         else:
             if self.publishes_frontier:  # the ghost bits are in place: the owned ones, unless a bottom-up left them
                 if not self.bits_ready:
