@@ -601,7 +601,7 @@ class Scheduler:
             # The coordinator did not look for that long (stopped, descheduled, or its
             # process held the GIL in C code): the workers' silence over the gap proves
             # nothing, and what they sent meanwhile may still wait to be received (a poll
-            # takes a bounded number of messages). Their silence counts from now on.
+            # takes a bounded number of messages). The gap is taken off their silence.
             gap = now - self._last_tick
             for w in self.workers.values():
                 w.last_seen = min(now, w.last_seen + gap)
