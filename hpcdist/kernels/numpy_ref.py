@@ -706,7 +706,7 @@ def sssp_light_closure(t_indptr: np.ndarray, t_rows: np.ndarray, t_weights: np.n
                     dist[v] = nd
                     pending[v] |= kinds[v]
                     turn = pending[v] & 1 and not queued[v] and not remote[v]
-                    if turn and _bucket(np.array([nd]), delta)[0] <= bucket:
+                    if turn and np.floor(nd / delta) <= bucket:  # its bucket (bucket < NO_BUCKET)
                         work.append(v)
                         queued[v] = 1
         pending[u] &= np.uint8(254)
